@@ -1,0 +1,62 @@
+# OneCard Hub — the commands of DESIGN.md §11. Everything runs from ./.venv/bin explicitly;
+# no activated venv is needed. Every target is .PHONY (a folder named loadtest/ exists).
+
+PYTHON_BOOTSTRAP ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+# Re-install when the dependency list changes; repeated runs are then a no-op.
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv demo test check lint fmt protos bench loadtest clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: venv
+	$(PY) -m onecard_hub.demo
+
+# pytest exits 5 when it collected no test: that must fail loudly, not pass quietly.
+test: venv
+	@$(BIN)/pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: FAILED — pytest collected no tests (exit 5)" >&2; exit 1; fi; \
+	exit $$rc
+
+check: lint
+	@$(BIN)/pytest -q -m "not slow"; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make check: FAILED — pytest collected no fast tests (exit 5)" >&2; exit 1; fi; \
+	exit $$rc
+
+# Runs every checker even when an earlier one fails, then fails if any did.
+lint: venv
+	@failed=""; \
+	echo "== ruff format --check"; $(BIN)/ruff format --check --output-format concise . || failed="$$failed ruff-format"; \
+	echo "== ruff check"; $(BIN)/ruff check . || failed="$$failed ruff-check"; \
+	echo "== mypy"; $(BIN)/mypy || failed="$$failed mypy"; \
+	echo "== buf lint"; (cd protos && ../$(BIN)/buf lint) || failed="$$failed buf-lint"; \
+	echo "== stub staleness"; $(PY) scripts/gen_protos.py --check || failed="$$failed stubs"; \
+	if [ -n "$$failed" ]; then echo "make lint: FAILED:$$failed" >&2; exit 1; fi; \
+	echo "make lint: all checks passed"
+
+fmt: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+protos: venv
+	$(PY) scripts/gen_protos.py
+
+bench: venv
+	$(PY) scripts/bench.py
+
+loadtest:
+	@echo "make loadtest: not built yet (issue 6)" >&2
+	@exit 1
+
+clean:
+	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache .demo .bench
+	find . -path ./.git -prune -o \( -name __pycache__ -o -name '*.egg-info' \) -type d -prune -exec rm -rf {} +

@@ -1,0 +1,97 @@
+"""AdminService: terminal registration and the ledger's trial balance."""
+
+from __future__ import annotations
+
+import grpc
+
+from onecard.admin.v1 import admin_service_pb2 as pb
+from onecard.admin.v1 import admin_service_pb2_grpc as pb_grpc
+from onecard_hub.api import convert
+from onecard_hub.api.identity import OPERATOR_HEADER, caller_id
+from onecard_hub.domain.errors import InvalidArgument, NotFound, PermissionDenied
+from onecard_hub.domain.model import Operator, Terminal, TerminalKind
+from onecard_hub.hub import Hub
+from onecard_hub.security.protect import RequestFingerprint
+from onecard_hub.store.records import TerminalRow
+
+MAX_TEXT = 128
+
+
+def _terminal_message(t: Terminal) -> pb.Terminal:
+    return pb.Terminal(
+        terminal_id=t.terminal_id,
+        school_id=t.school_id,
+        kind=int(t.kind),  # type: ignore[arg-type]
+        location=t.location,
+        gate_group=t.gate_group,
+        merchant_id=t.merchant_id,
+        enabled=t.enabled,
+    )
+
+
+def _terminal_row(m: pb.Terminal) -> TerminalRow:
+    convert.request_id(m.terminal_id, "terminal.terminal_id")
+    if not m.school_id:
+        raise InvalidArgument("terminal.school_id", "required")
+    if m.kind not in {int(k) for k in TerminalKind}:
+        raise InvalidArgument("terminal.kind", "unknown terminal kind")
+    for name in ("school_id", "location", "gate_group", "merchant_id"):
+        if len(getattr(m, name)) > MAX_TEXT:
+            raise InvalidArgument(f"terminal.{name}", f"at most {MAX_TEXT} characters")
+    kind = TerminalKind(m.kind)
+    if kind is TerminalKind.GATE and not m.gate_group:
+        raise InvalidArgument("terminal.gate_group", "required for a gate")
+    if kind is TerminalKind.CANTEEN_POS and not m.merchant_id:
+        raise InvalidArgument("terminal.merchant_id", "required for a canteen POS")
+    return TerminalRow(m.terminal_id, m.school_id, m.kind, m.location, m.gate_group, m.merchant_id, True)
+
+
+class AdminServicer(pb_grpc.AdminServiceServicer):
+    def __init__(self, hub: Hub, fingerprint: RequestFingerprint) -> None:
+        self._hub = hub
+        self._fingerprint = fingerprint
+
+    def _operator(self, context: grpc.aio.ServicerContext) -> Operator:
+        return self._hub.operator(caller_id(context, OPERATOR_HEADER))
+
+    async def RegisterTerminal(
+        self, request: pb.RegisterTerminalRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RegisterTerminalResponse:
+        operator = self._operator(context)
+        request_id = convert.request_id(request.request_id)
+        if not request.HasField("terminal"):
+            raise InvalidArgument("terminal", "required")
+        row = _terminal_row(request.terminal)
+        return await self._hub.register_terminal(
+            operator,
+            request_id,
+            row,
+            self._fingerprint("RegisterTerminal", request.SerializeToString(deterministic=True)),
+            lambda t: pb.RegisterTerminalResponse(terminal=_terminal_message(t)),
+            pb.RegisterTerminalResponse.FromString,
+        )
+
+    async def GetTerminal(
+        self, request: pb.GetTerminalRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetTerminalResponse:
+        operator = self._operator(context)
+        convert.request_id(request.terminal_id, "terminal_id")
+        terminal = self._hub.campus.terminals.get(request.terminal_id)
+        if terminal is None:
+            raise NotFound("terminal_id: no such terminal", field="terminal_id")
+        if operator.school_id and operator.school_id != terminal.school_id:
+            raise PermissionDenied("terminal_id: a terminal of another school")
+        return pb.GetTerminalResponse(terminal=_terminal_message(terminal))
+
+    async def GetLedgerSummary(
+        self, request: pb.GetLedgerSummaryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetLedgerSummaryResponse:
+        operator = self._operator(context)
+        if operator.school_id:
+            raise PermissionDenied("the ledger summary is for province administrators")
+        totals = await self._hub.ledger_totals()
+        return pb.GetLedgerSummaryResponse(
+            sum_fen=totals.sum_fen,
+            transfer_count=totals.transfer_count,
+            totals=[pb.AccountKindTotal(kind=k, accounts=n, balance_fen=b) for k, n, b in totals.by_kind],
+        )

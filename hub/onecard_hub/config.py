@@ -1,0 +1,99 @@
+"""The hub's one configuration object: built once from flags and ONECARD_* variables.
+
+A flag wins over its variable, a variable over the default. Nothing else in the hub
+reads the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from onecard_client.campus import keys_dir_for
+from onecard_hub.domain.clock import Clock, SimulatedClock, SystemClock, parse_instant
+from onecard_hub.store.sqlite import SYNCHRONOUS_MODES
+
+DEFAULT_LISTEN = "127.0.0.1:50051"
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    db: Path
+    keys: Path
+    listen: str = DEFAULT_LISTEN
+    synchronous: str = "FULL"
+    clock_start: str = ""  # ISO instant; empty = real time
+    clock_speed: float = 1.0
+    retention_hours: float = 48.0
+    max_pending_writes: int = 20_000
+    grace_seconds: float = 10.0
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    def make_clock(self) -> Clock:
+        if self.clock_start:
+            return SimulatedClock(parse_instant(self.clock_start), self.clock_speed)
+        return SystemClock()
+
+
+def add_serve_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", help="SQLite database file [ONECARD_DB]")
+    parser.add_argument(
+        "--keys", help="keys folder [ONECARD_KEYS] (default: beside the db, hub.db → hub.keys/)"
+    )
+    parser.add_argument(
+        "--listen", help=f"HOST:PORT [ONECARD_LISTEN] (default {DEFAULT_LISTEN}; port 0 picks one)"
+    )
+    parser.add_argument(
+        "--synchronous",
+        choices=SYNCHRONOUS_MODES,
+        help="SQLite synchronous mode [ONECARD_SYNCHRONOUS] (FULL)",
+    )
+    parser.add_argument(
+        "--clock-start",
+        help="run on a simulated clock from this instant, e.g. 2026-11-24T12:00:00+08:00"
+        " [ONECARD_CLOCK_START]",
+    )
+    parser.add_argument(
+        "--clock-speed", type=float, help="simulated clock speed-up [ONECARD_CLOCK_SPEED] (1)"
+    )
+    parser.add_argument(
+        "--retention-hours", type=float, help="idempotency window [ONECARD_RETENTION_HOURS] (48)"
+    )
+    parser.add_argument("--grace-seconds", type=float, help="time in-flight calls get on stop (10)")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING [ONECARD_LOG_LEVEL] (INFO)")
+    parser.add_argument(
+        "--log-json", action="store_true", default=None, help="JSON log lines [ONECARD_LOG_JSON]"
+    )
+
+
+def config_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> HubConfig:
+    environ = os.environ if env is None else env
+
+    def pick(flag: object, name: str, default: str) -> str:
+        if flag is not None:
+            return str(flag)
+        return environ.get(f"ONECARD_{name}", default)
+
+    db = pick(args.db, "DB", "")
+    if not db:
+        raise SystemExit("error: --db (or ONECARD_DB) is required")
+    keys = pick(args.keys, "KEYS", "") or str(keys_dir_for(db))
+    speed = float(pick(args.clock_speed, "CLOCK_SPEED", "1"))
+    if speed <= 0:
+        raise SystemExit("error: --clock-speed must be positive")
+    return HubConfig(
+        db=Path(db),
+        keys=Path(keys),
+        listen=pick(args.listen, "LISTEN", DEFAULT_LISTEN),
+        synchronous=pick(args.synchronous, "SYNCHRONOUS", "FULL").upper(),
+        clock_start=pick(args.clock_start, "CLOCK_START", ""),
+        clock_speed=speed,
+        retention_hours=float(pick(args.retention_hours, "RETENTION_HOURS", "48")),
+        grace_seconds=float(pick(args.grace_seconds, "GRACE_SECONDS", "10")),
+        log_level=pick(args.log_level, "LOG_LEVEL", "INFO").upper(),
+        log_json=pick(args.log_json, "LOG_JSON", "") not in ("", "0", "false", "False"),
+    )

@@ -1,0 +1,177 @@
+"""What the hub knows about schools, students, cards and terminals, held in memory."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from onecard_hub.domain.ledger import Account
+
+
+class Scene(enum.IntEnum):
+    """Numbers match onecard.auth.v1.Scene."""
+
+    GATE_ENTRY = 1
+    GATE_EXIT = 2
+    CANTEEN_PURCHASE = 3
+
+
+class TerminalKind(enum.IntEnum):
+    """Numbers match onecard.admin.v1.TerminalKind."""
+
+    GATE = 1
+    CANTEEN_POS = 2
+    LIBRARY_DESK = 3
+    EXAM_TABLET = 4
+    KIOSK = 5
+
+
+SCENES_BY_KIND: dict[TerminalKind, frozenset[Scene]] = {
+    TerminalKind.GATE: frozenset({Scene.GATE_ENTRY, Scene.GATE_EXIT}),
+    TerminalKind.CANTEEN_POS: frozenset({Scene.CANTEEN_PURCHASE}),
+    TerminalKind.LIBRARY_DESK: frozenset(),
+    TerminalKind.EXAM_TABLET: frozenset(),
+    TerminalKind.KIOSK: frozenset(),
+}
+
+
+class StudentGroup(enum.StrEnum):
+    BOARDER = "boarder"  # 住校生
+    DAY = "day"  # 走读生
+
+
+class Enrollment(enum.StrEnum):
+    """学籍 status; only ENROLLED students may use the card on campus."""
+
+    ENROLLED = "enrolled"
+    SUSPENDED = "suspended"
+    GRADUATED = "graduated"
+    WITHDRAWN = "withdrawn"
+
+
+class CardStatus(enum.StrEnum):
+    """Status of the card's identity function (the campus follows this one)."""
+
+    ACTIVE = "active"
+    NOT_ENABLED = "not_enabled"
+    LOST = "lost"  # 挂失
+    FROZEN = "frozen"  # frozen by the school
+    REPLACED = "replaced"  # 补换: dead for good
+    CANCELLED = "cancelled"
+
+
+class Presence(enum.IntEnum):
+    """Anti-passback state of a card on its campus."""
+
+    UNKNOWN = 0
+    INSIDE = 1
+    OUTSIDE = 2
+
+
+class AntiPassback(enum.StrEnum):
+    HARD = "hard"  # decline a second entry without an exit
+    SOFT = "soft"  # allow it, but it is recorded
+    OFF = "off"
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """[start, end) in minutes since local midnight."""
+
+    start_min: int
+    end_min: int
+
+    def contains(self, minute: int) -> bool:
+        return self.start_min <= minute < self.end_min
+
+
+@dataclass(frozen=True, slots=True)
+class MealWindow:
+    name: str  # "breakfast" | "lunch" | "dinner"
+    window: TimeWindow
+    max_payments: int  # payments per card in this window per day
+
+
+@dataclass(frozen=True, slots=True)
+class GateGroup:
+    name: str
+    anti_passback: AntiPassback
+    windows: dict[StudentGroup, tuple[TimeWindow, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class SchoolPolicy:
+    pin_free_limit_fen: int = 5_000
+    daily_limit_fen: int = 30_000
+    pin_max_failures: int = 3
+    meal_windows: tuple[MealWindow, ...] = ()
+    gate_groups: dict[str, GateGroup] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class School:
+    school_id: str
+    name: str
+    policy: SchoolPolicy
+
+
+@dataclass(slots=True)
+class Wallet:
+    """The student's campus stored value; the balance mirrors its ledger account."""
+
+    account: Account
+    day: int = -1  # business day the counters below belong to
+    spent_today_fen: int = 0
+    meal_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def balance_fen(self) -> int:
+        return self.account.balance_fen
+
+    def roll_to(self, day: int) -> None:
+        if day != self.day:
+            self.day = day
+            self.spent_today_fen = 0
+            self.meal_counts = {}
+
+
+@dataclass(slots=True)
+class Student:
+    student_id: str
+    school_id: str
+    name_masked: str
+    group: StudentGroup
+    enrollment: Enrollment
+    wallet: Wallet
+
+
+@dataclass(slots=True)
+class Card:
+    card_no: str
+    student: Student
+    status: CardStatus
+    card_key: bytes
+    ecard_key: bytes
+    pin_hash: bytes
+    atc: int = 0
+    pin_failures: int = 0
+    presence: Presence = Presence.UNKNOWN
+
+
+@dataclass(slots=True)
+class Terminal:
+    terminal_id: str
+    school_id: str
+    kind: TerminalKind
+    location: str = ""
+    gate_group: str = ""
+    merchant_id: str = ""
+    enabled: bool = True
+    merchant_account_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    operator_id: str
+    school_id: str  # "" for a province administrator
+    role: str  # "clerk" | "province_admin"

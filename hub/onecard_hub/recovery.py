@@ -1,0 +1,139 @@
+"""Rebuilds the hub's hot state from the store's snapshot at start.
+
+The journal is the truth: balances come from the ledger's accounts; counters, PIN
+failures and presence from card_state; today's spending, meal counts, used QR nonces,
+refundable purchases and pending reversals from the requests of the retention window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from onecard_client.credentials import derive_card_key, derive_ecard_key
+from onecard_hub.domain.campus import Campus, GatePass, PinHasher, Purchase
+from onecard_hub.domain.clock import business_day
+from onecard_hub.domain.ledger import Account, AccountKind, Ledger
+from onecard_hub.domain.model import (
+    Card,
+    CardStatus,
+    Enrollment,
+    Operator,
+    Presence,
+    Scene,
+    School,
+    Student,
+    StudentGroup,
+    Terminal,
+    TerminalKind,
+    Wallet,
+)
+from onecard_hub.domain.pii import mask_name
+from onecard_hub.domain.policy import policy_from_json
+from onecard_hub.idempotency import Entry, Registry
+from onecard_hub.security.keys import HubKeys
+from onecard_hub.store.records import Snapshot, TerminalRow
+
+AUTHORIZE = "Authorize"
+REFUND = "Refund"
+REVERSE = "Reverse"
+OUTCOME_REVERSED = 1
+OUTCOME_ORIGINAL_NOT_SEEN = 3
+
+
+@dataclass
+class HotState:
+    campus: Campus
+    registry: Registry
+    merchant_accounts: dict[str, int]
+
+
+def terminal_from_row(row: TerminalRow, merchant_accounts: dict[str, int]) -> Terminal:
+    return Terminal(
+        terminal_id=row.terminal_id,
+        school_id=row.school_id,
+        kind=TerminalKind(row.kind),
+        location=row.location,
+        gate_group=row.gate_group,
+        merchant_id=row.merchant_id,
+        enabled=row.enabled,
+        merchant_account_id=merchant_accounts.get(row.merchant_id, 0),
+    )
+
+
+def rebuild(snap: Snapshot, keys: HubKeys, pin_hasher: PinHasher, now_ms: int) -> HotState:
+    ledger = Ledger()
+    for a in snap.accounts:
+        ledger.add(Account(a.account_id, AccountKind(a.kind), a.owner, a.balance_fen))
+    campus = Campus(ledger, pin_hasher)
+    for s in snap.schools:
+        campus.schools[s.school_id] = School(s.school_id, s.name, policy_from_json(s.policy_json))
+    for st in snap.students:
+        campus.students[st.student_id] = Student(
+            student_id=st.student_id,
+            school_id=st.school_id,
+            name_masked=mask_name(st.name),
+            group=StudentGroup(st.student_group),
+            enrollment=Enrollment(st.enrollment),
+            wallet=Wallet(ledger.accounts[st.wallet_account_id]),
+        )
+    issuer, ecard = keys.issuer_master.key, keys.ecard_master.key
+    for c in snap.cards:
+        campus.cards[c.card_no] = Card(
+            card_no=c.card_no,
+            student=campus.students[c.student_id],
+            status=CardStatus(c.status),
+            card_key=derive_card_key(issuer, c.card_no),
+            ecard_key=derive_ecard_key(ecard, c.card_no),
+            pin_hash=c.pin_hash,
+            atc=c.atc,
+            pin_failures=c.pin_failures,
+            presence=Presence(c.presence),
+        )
+    merchant_accounts = {m.merchant_id: m.account_id for m in snap.merchants}
+    for t in snap.terminals:
+        campus.terminals[t.terminal_id] = terminal_from_row(t, merchant_accounts)
+    for o in snap.operators:
+        campus.operators[o.operator_id] = Operator(o.operator_id, o.school_id, o.role)
+
+    registry = Registry()
+    today = business_day(now_ms)
+    for row in snap.requests:
+        key = (row.caller, row.request_id)
+        entry = Entry(row.method, row.fingerprint, row.created_ms, row.response)
+        if row.method == AUTHORIZE and row.reason == 0:
+            card = campus.cards.get(row.card_no)
+            terminal = campus.terminals.get(row.caller)
+            if card is not None and terminal is not None:
+                if row.scene == Scene.CANTEEN_PURCHASE:
+                    entry.undo = Purchase(
+                        card.student.wallet,
+                        ledger.accounts[terminal.merchant_account_id],
+                        row.amount_fen,
+                        row.business_day,
+                        row.meal_window,
+                    )
+                else:
+                    entry.undo = GatePass(card, Presence.UNKNOWN)
+        elif row.method == REFUND:
+            original = registry.get((row.caller, row.origin_request_id))
+            if original is not None and isinstance(original.undo, Purchase):
+                original.undo.refunded_fen += row.amount_fen
+        elif row.method == REVERSE:
+            origin = (row.caller, row.origin_request_id)
+            original = registry.get(origin)
+            if row.outcome == OUTCOME_ORIGINAL_NOT_SEEN and original is None:
+                registry.put(origin, Entry("", b"", row.created_ms, tombstone=True))
+            elif row.outcome == OUTCOME_REVERSED and original is not None and original.undo is not None:
+                original.undo.reversed = True
+        if row.qr_expires_ms > now_ms:
+            campus.used_nonces[row.card_no.encode() + row.qr_nonce] = row.qr_expires_ms
+        registry.put(key, entry)
+
+    for entry in registry.entries.values():
+        purchase = entry.undo
+        if isinstance(purchase, Purchase) and purchase.day == today and not purchase.reversed:
+            wallet = purchase.wallet
+            wallet.roll_to(today)
+            wallet.spent_today_fen += purchase.amount_fen
+            wallet.meal_counts[purchase.meal_window] = wallet.meal_counts.get(purchase.meal_window, 0) + 1
+    return HotState(campus, registry, merchant_accounts)

@@ -1,0 +1,120 @@
+"""Serving the hub over gRPC: the servicers, health, reflection and a graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from onecard.admin.v1 import admin_service_pb2, admin_service_pb2_grpc
+from onecard.auth.v1 import authorization_service_pb2, authorization_service_pb2_grpc
+from onecard.terminal.v1 import terminal_service_pb2, terminal_service_pb2_grpc
+from onecard_hub.api.admin import AdminServicer
+from onecard_hub.api.authorization import AuthorizationServicer
+from onecard_hub.api.errors import ErrorInterceptor
+from onecard_hub.api.terminal import TerminalServicer
+from onecard_hub.config import HubConfig
+from onecard_hub.domain.clock import Clock
+from onecard_hub.hub import Hub
+from onecard_hub.security.keys import HubKeys
+from onecard_hub.security.protect import RequestFingerprint
+from onecard_hub.store.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    authorization_service_pb2.DESCRIPTOR.services_by_name["AuthorizationService"].full_name,
+    terminal_service_pb2.DESCRIPTOR.services_by_name["TerminalService"].full_name,
+    admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+)
+GRPC_OPTIONS = [
+    ("grpc.max_receive_message_length", 64 * 1024),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.so_reuseport", 0),
+]
+
+
+@dataclass
+class RunningHub:
+    hub: Hub
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@asynccontextmanager
+async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIterator[RunningHub]:
+    """Starts a hub on `config.listen` (port 0 picks a free one); stops it gracefully on exit."""
+    clock = clock if clock is not None else config.make_clock()
+    keys = HubKeys.load(config.keys)
+    hub = Hub(
+        SqliteStore(config.db, synchronous=config.synchronous),
+        keys,
+        clock,
+        retention_ms=int(config.retention_hours * 3600 * 1000),
+        max_pending_writes=config.max_pending_writes,
+    )
+    await hub.start()
+    server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=GRPC_OPTIONS)
+    fingerprint = RequestFingerprint(keys)
+    authorization_service_pb2_grpc.add_AuthorizationServiceServicer_to_server(
+        AuthorizationServicer(hub, fingerprint), server
+    )
+    terminal_service_pb2_grpc.add_TerminalServiceServicer_to_server(TerminalServicer(hub, clock), server)
+    admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(hub, fingerprint), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    try:
+        port = server.add_insecure_port(config.listen)
+    except RuntimeError:
+        await hub.stop()
+        raise SystemExit(f"error: cannot listen on {config.listen}") from None
+    await server.start()
+    for name in ("", *SERVICE_NAMES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    running = RunningHub(hub, server, port, health_servicer)
+    try:
+        yield running
+    finally:
+        for name in ("", *SERVICE_NAMES):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await server.stop(config.grace_seconds)  # in-flight calls finish, new ones are refused
+        await hub.stop()  # the writer flushes
+
+
+async def serve(config: HubConfig) -> int:
+    """Serves until SIGTERM or SIGINT; returns the process exit code."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with running_hub(config) as running:
+        host = config.listen.rsplit(":", 1)[0]
+        log.warning(
+            "PLAIN TEXT: no TLS, callers name themselves in metadata — for local demos and tests only"
+        )
+        print(f"onecard-hub listening on {host}:{running.port} (plain text)", flush=True)
+        writer_task = running.hub.writer.task
+        waiters = [loop.create_task(stop.wait())]
+        if writer_task is not None:
+            waiters.append(writer_task)  # type: ignore[arg-type]
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        failed = running.hub.writer.failed is not None
+        log.info("stopping: %s", "journal failure" if failed else "signal")
+    print("onecard-hub stopped", flush=True)
+    return 1 if failed else 0

@@ -1,0 +1,34 @@
+"""The store interface: the hub's durable journal and the source of its start-up state.
+
+SQLite implements it now; a PostgreSQL backend will implement the same methods.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from onecard_hub.store.records import Batch, LedgerTotals, SeedData, Snapshot
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Connects and brings the schema to the current version."""
+
+    async def close(self) -> None: ...
+
+    async def load(self, since_ms: int) -> Snapshot:
+        """Everything the hub keeps in memory; requests and transfers made since `since_ms`."""
+
+    async def write(self, batch: Batch) -> None:
+        """Writes a batch in one transaction; durable when it returns."""
+
+    async def seed(self, data: SeedData) -> None:
+        """Bulk-loads a campus into an empty store."""
+
+    async def ledger_totals(self) -> LedgerTotals: ...
+
+    async def ledger_mismatches(self) -> int:
+        """Accounts whose balance differs from what their transfers add up to."""
+
+    async def max_seq(self) -> int:
+        """The highest authorization sequence number journaled so far."""

@@ -1,0 +1,175 @@
+"""Rows the hub hands to a store, and the snapshot a store hands back at start.
+
+These are plain data shared by every store backend (SQLite now, PostgreSQL later).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from onecard_hub.domain.ledger import Transfer
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRow:
+    """One answered mutating call: its idempotency key, body fingerprint and response."""
+
+    caller: str
+    request_id: str
+    method: str
+    fingerprint: bytes
+    response: bytes
+    created_ms: int
+    seq: int = 0  # authorization sequence number (Authorize only)
+    card_no: str = ""
+    scene: int = 0
+    reason: int = -1  # DeclineReason number; 0 = approved; -1 = not a tap
+    amount_fen: int = 0
+    business_day: int = 0
+    meal_window: str = ""
+    qr_nonce: bytes = b""
+    qr_expires_ms: int = 0
+    origin_request_id: str = ""  # Refund/Reverse: the purchase's request_id
+    outcome: int = 0  # Reverse: ReversalOutcome number
+
+
+@dataclass(frozen=True, slots=True)
+class CardStateRow:
+    """The mutable counters of a card, as they were when the change was decided."""
+
+    card_no: str
+    atc: int
+    pin_failures: int
+    presence: int
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalRow:
+    terminal_id: str
+    school_id: str
+    kind: int
+    location: str
+    gate_group: str
+    merchant_id: str
+    enabled: bool
+
+
+@dataclass(slots=True)
+class Batch:
+    """Everything one group commit writes, in one transaction."""
+
+    requests: list[RequestRow] = field(default_factory=list)
+    transfers: list[Transfer] = field(default_factory=list)
+    card_states: list[CardStateRow] = field(default_factory=list)
+    terminals: list[TerminalRow] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.requests) + len(self.terminals)
+
+    def extend(self, other: Batch) -> None:
+        self.requests.extend(other.requests)
+        self.transfers.extend(other.transfers)
+        self.card_states.extend(other.card_states)
+        self.terminals.extend(other.terminals)
+
+
+@dataclass(frozen=True, slots=True)
+class SchoolRow:
+    school_id: str
+    name: str
+    policy_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRow:
+    account_id: int
+    kind: str
+    owner: str
+    balance_fen: int
+
+
+@dataclass(frozen=True, slots=True)
+class StudentRow:
+    student_id: str
+    school_id: str
+    name: str
+    id_number_enc: bytes
+    id_number_index: bytes
+    id_number_masked: str
+    birth_date: str
+    student_group: str
+    enrollment: str
+    wallet_account_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class CardRow:
+    card_no: str
+    student_id: str
+    status: str
+    pin_hash: bytes
+    bank_code: str
+    atc: int = 0
+    pin_failures: int = 0
+    presence: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MerchantRow:
+    merchant_id: str
+    school_id: str
+    name: str
+    account_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorRow:
+    operator_id: str
+    school_id: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRow:
+    from_account: int
+    to_account: int
+    amount_fen: int
+    kind: str
+    caller: str
+    request_id: str
+    origin_request_id: str
+    created_ms: int
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """What the hub needs in memory, read once at start."""
+
+    schools: list[SchoolRow] = field(default_factory=list)
+    accounts: list[AccountRow] = field(default_factory=list)
+    students: list[StudentRow] = field(default_factory=list)
+    cards: list[CardRow] = field(default_factory=list)
+    merchants: list[MerchantRow] = field(default_factory=list)
+    terminals: list[TerminalRow] = field(default_factory=list)
+    operators: list[OperatorRow] = field(default_factory=list)
+    requests: list[RequestRow] = field(default_factory=list)  # within the retention window
+    transfers: list[TransferRow] = field(default_factory=list)  # within the retention window
+
+
+@dataclass(slots=True)
+class SeedData:
+    schools: list[SchoolRow] = field(default_factory=list)
+    accounts: list[AccountRow] = field(default_factory=list)
+    students: list[StudentRow] = field(default_factory=list)
+    cards: list[CardRow] = field(default_factory=list)
+    merchants: list[MerchantRow] = field(default_factory=list)
+    terminals: list[TerminalRow] = field(default_factory=list)
+    operators: list[OperatorRow] = field(default_factory=list)
+    transfers: list[TransferRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerTotals:
+    sum_fen: int
+    transfer_count: int
+    by_kind: list[tuple[str, int, int]]  # kind, accounts, balance

@@ -1,0 +1,102 @@
+"""SQLite schema, as numbered migrations. A database is brought forward one step at a time."""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the campus, the ledger, and the request journal
+    """
+    CREATE TABLE schools (
+        school_id   TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        policy_json TEXT NOT NULL
+    );
+    CREATE TABLE accounts (
+        account_id  INTEGER PRIMARY KEY,
+        kind        TEXT NOT NULL,
+        owner       TEXT NOT NULL,
+        balance_fen INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE students (
+        student_id        TEXT PRIMARY KEY,
+        school_id         TEXT NOT NULL REFERENCES schools (school_id),
+        name              TEXT NOT NULL,
+        id_number_enc     BLOB NOT NULL,
+        id_number_index   BLOB NOT NULL UNIQUE,
+        id_number_masked  TEXT NOT NULL,
+        birth_date        TEXT NOT NULL,
+        student_group     TEXT NOT NULL,
+        enrollment        TEXT NOT NULL,
+        wallet_account_id INTEGER NOT NULL REFERENCES accounts (account_id)
+    );
+    CREATE TABLE cards (
+        card_no    TEXT PRIMARY KEY,
+        student_id TEXT NOT NULL REFERENCES students (student_id),
+        status     TEXT NOT NULL,
+        pin_hash   BLOB NOT NULL,
+        bank_code  TEXT NOT NULL
+    );
+    CREATE TABLE card_state (
+        card_no      TEXT PRIMARY KEY,
+        atc          INTEGER NOT NULL,
+        pin_failures INTEGER NOT NULL,
+        presence     INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE merchants (
+        merchant_id TEXT PRIMARY KEY,
+        school_id   TEXT NOT NULL REFERENCES schools (school_id),
+        name        TEXT NOT NULL,
+        account_id  INTEGER NOT NULL REFERENCES accounts (account_id)
+    );
+    CREATE TABLE terminals (
+        terminal_id TEXT PRIMARY KEY,
+        school_id   TEXT NOT NULL REFERENCES schools (school_id),
+        kind        INTEGER NOT NULL,
+        location    TEXT NOT NULL,
+        gate_group  TEXT NOT NULL,
+        merchant_id TEXT NOT NULL,
+        enabled     INTEGER NOT NULL
+    );
+    CREATE TABLE operators (
+        operator_id TEXT PRIMARY KEY,
+        school_id   TEXT NOT NULL,
+        role        TEXT NOT NULL
+    );
+    -- Every answered mutating call, append-only: the idempotency record (the hub keeps
+    -- the last retention window in memory) and the history of taps.
+    CREATE TABLE requests (
+        caller            TEXT NOT NULL,
+        request_id        TEXT NOT NULL,
+        method            TEXT NOT NULL,
+        fingerprint       BLOB NOT NULL,
+        response          BLOB NOT NULL,
+        created_ms        INTEGER NOT NULL,
+        seq               INTEGER NOT NULL,
+        card_no           TEXT NOT NULL,
+        scene             INTEGER NOT NULL,
+        reason            INTEGER NOT NULL,
+        amount_fen        INTEGER NOT NULL,
+        business_day      INTEGER NOT NULL,
+        meal_window       TEXT NOT NULL,
+        qr_nonce          BLOB NOT NULL,
+        qr_expires_ms     INTEGER NOT NULL,
+        origin_request_id TEXT NOT NULL,
+        outcome           INTEGER NOT NULL
+    );
+    CREATE INDEX requests_by_time ON requests (created_ms);
+    -- The double-entry ledger, append-only.
+    CREATE TABLE transfers (
+        transfer_id       INTEGER PRIMARY KEY,
+        from_account      INTEGER NOT NULL,
+        to_account        INTEGER NOT NULL,
+        amount_fen        INTEGER NOT NULL CHECK (amount_fen > 0),
+        kind              TEXT NOT NULL,
+        caller            TEXT NOT NULL,
+        request_id        TEXT NOT NULL,
+        origin_request_id TEXT NOT NULL,
+        created_ms        INTEGER NOT NULL
+    );
+    CREATE INDEX transfers_by_time ON transfers (created_ms);
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,343 @@
+"""The SQLite store (aiosqlite): WAL, synchronous=FULL by default, one writer."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from onecard_hub.store.records import (
+    AccountRow,
+    Batch,
+    CardRow,
+    LedgerTotals,
+    MerchantRow,
+    OperatorRow,
+    RequestRow,
+    SchoolRow,
+    SeedData,
+    Snapshot,
+    StudentRow,
+    TerminalRow,
+    TransferRow,
+)
+from onecard_hub.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+log = logging.getLogger(__name__)
+
+SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+_INSERT_REQUEST = (
+    "INSERT INTO requests (caller, request_id, method, fingerprint, response, created_ms, seq, card_no,"
+    " scene, reason, amount_fen, business_day, meal_window, qr_nonce, qr_expires_ms, origin_request_id,"
+    " outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_TRANSFER = (
+    "INSERT INTO transfers (from_account, to_account, amount_fen, kind, caller, request_id,"
+    " origin_request_id, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPSERT_CARD_STATE = (
+    "INSERT INTO card_state (card_no, atc, pin_failures, presence) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (card_no) DO UPDATE SET atc = excluded.atc, pin_failures = excluded.pin_failures,"
+    " presence = excluded.presence"
+)
+_UPSERT_TERMINAL = (
+    "INSERT INTO terminals (terminal_id, school_id, kind, location, gate_group, merchant_id, enabled)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (terminal_id) DO UPDATE SET school_id = excluded.school_id,"
+    " kind = excluded.kind, location = excluded.location, gate_group = excluded.gate_group,"
+    " merchant_id = excluded.merchant_id, enabled = excluded.enabled"
+)
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer hub."""
+
+
+class SqliteStore:
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+        if synchronous.upper() not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}")
+        self.path = Path(path)
+        self.synchronous = synchronous.upper()
+        self._db: aiosqlite.Connection | None = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        return self._db
+
+    async def open(self) -> None:
+        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        await self.db.execute("PRAGMA journal_mode=WAL")
+        await self.db.execute(f"PRAGMA synchronous={self.synchronous}")
+        await self.db.execute("PRAGMA foreign_keys=ON")
+        await self.db.execute("PRAGMA busy_timeout=5000")
+        await self._migrate()
+
+    async def _migrate(self) -> None:
+        async with self.db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNew(f"{self.path} has schema {version}; this hub knows up to {SCHEMA_VERSION}")
+        for number in range(version, SCHEMA_VERSION):
+            log.info("migrating %s to schema version %d", self.path, number + 1)
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _statements(MIGRATIONS[number]):
+                    await self.db.execute(statement)
+                await self.db.execute(f"PRAGMA user_version={number + 1}")
+                await self.db.execute("COMMIT")
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def schema_version(self) -> int:
+        async with self.db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    # -- the journal ---------------------------------------------------------------
+
+    async def write(self, batch: Batch) -> None:
+        db = self.db
+        deltas: dict[int, int] = defaultdict(int)
+        for t in batch.transfers:
+            deltas[t.from_account] -= t.amount_fen
+            deltas[t.to_account] += t.amount_fen
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            if batch.requests:
+                await db.executemany(_INSERT_REQUEST, [_request_params(r) for r in batch.requests])
+            if batch.transfers:
+                await db.executemany(
+                    _INSERT_TRANSFER,
+                    [
+                        (
+                            t.from_account,
+                            t.to_account,
+                            t.amount_fen,
+                            t.kind.value,
+                            t.caller,
+                            t.request_id,
+                            t.origin_request_id,
+                            t.created_ms,
+                        )
+                        for t in batch.transfers
+                    ],
+                )
+                await db.executemany(
+                    "UPDATE accounts SET balance_fen = balance_fen + ? WHERE account_id = ?",
+                    [(delta, account) for account, delta in deltas.items() if delta],
+                )
+            if batch.card_states:
+                await db.executemany(
+                    _UPSERT_CARD_STATE,
+                    [(c.card_no, c.atc, c.pin_failures, c.presence) for c in batch.card_states],
+                )
+            if batch.terminals:
+                await db.executemany(_UPSERT_TERMINAL, [_terminal_params(t) for t in batch.terminals])
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+
+    # -- start-up ------------------------------------------------------------------
+
+    async def load(self, since_ms: int) -> Snapshot:
+        snap = Snapshot()
+        snap.schools = [
+            SchoolRow(*r) for r in await self._all("SELECT school_id, name, policy_json FROM schools")
+        ]
+        snap.accounts = [
+            AccountRow(*r)
+            for r in await self._all("SELECT account_id, kind, owner, balance_fen FROM accounts")
+        ]
+        snap.students = [
+            StudentRow(*r)
+            for r in await self._all(
+                "SELECT student_id, school_id, name, id_number_enc, id_number_index, id_number_masked,"
+                " birth_date, student_group, enrollment, wallet_account_id FROM students"
+            )
+        ]
+        snap.cards = [
+            CardRow(*r)
+            for r in await self._all(
+                "SELECT c.card_no, c.student_id, c.status, c.pin_hash, c.bank_code, COALESCE(s.atc, 0),"
+                " COALESCE(s.pin_failures, 0), COALESCE(s.presence, 0)"
+                " FROM cards c LEFT JOIN card_state s ON s.card_no = c.card_no"
+            )
+        ]
+        snap.merchants = [
+            MerchantRow(*r)
+            for r in await self._all("SELECT merchant_id, school_id, name, account_id FROM merchants")
+        ]
+        snap.terminals = [
+            TerminalRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]))
+            for r in await self._all(
+                "SELECT terminal_id, school_id, kind, location, gate_group, merchant_id, enabled"
+                " FROM terminals"
+            )
+        ]
+        snap.operators = [
+            OperatorRow(*r) for r in await self._all("SELECT operator_id, school_id, role FROM operators")
+        ]
+        snap.requests = [
+            RequestRow(*r)
+            for r in await self._all(
+                "SELECT caller, request_id, method, fingerprint, response, created_ms, seq, card_no, scene,"
+                " reason, amount_fen, business_day, meal_window, qr_nonce, qr_expires_ms, origin_request_id,"
+                " outcome FROM requests WHERE created_ms >= ? ORDER BY rowid",
+                (since_ms,),
+            )
+        ]
+        snap.transfers = [
+            TransferRow(*r)
+            for r in await self._all(
+                "SELECT from_account, to_account, amount_fen, kind, caller, request_id, origin_request_id,"
+                " created_ms FROM transfers WHERE created_ms >= ? ORDER BY transfer_id",
+                (since_ms,),
+            )
+        ]
+        return snap
+
+    async def max_seq(self) -> int:
+        rows = await self._all("SELECT COALESCE(MAX(seq), 0) FROM requests")
+        return int(rows[0][0])
+
+    async def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        async with self.db.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    # -- seeding and reports -------------------------------------------------------
+
+    async def seed(self, data: SeedData) -> None:
+        db = self.db
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            await db.executemany(
+                "INSERT INTO schools VALUES (?, ?, ?)",
+                [(s.school_id, s.name, s.policy_json) for s in data.schools],
+            )
+            await db.executemany(
+                "INSERT INTO accounts VALUES (?, ?, ?, ?)",
+                [(a.account_id, a.kind, a.owner, a.balance_fen) for a in data.accounts],
+            )
+            await db.executemany(
+                "INSERT INTO students VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        s.student_id,
+                        s.school_id,
+                        s.name,
+                        s.id_number_enc,
+                        s.id_number_index,
+                        s.id_number_masked,
+                        s.birth_date,
+                        s.student_group,
+                        s.enrollment,
+                        s.wallet_account_id,
+                    )
+                    for s in data.students
+                ],
+            )
+            await db.executemany(
+                "INSERT INTO cards VALUES (?, ?, ?, ?, ?)",
+                [(c.card_no, c.student_id, c.status, c.pin_hash, c.bank_code) for c in data.cards],
+            )
+            await db.executemany(
+                "INSERT INTO merchants VALUES (?, ?, ?, ?)",
+                [(m.merchant_id, m.school_id, m.name, m.account_id) for m in data.merchants],
+            )
+            await db.executemany(_UPSERT_TERMINAL, [_terminal_params(t) for t in data.terminals])
+            await db.executemany(
+                "INSERT INTO operators VALUES (?, ?, ?)",
+                [(o.operator_id, o.school_id, o.role) for o in data.operators],
+            )
+            await db.executemany(
+                _INSERT_TRANSFER,
+                [
+                    (
+                        t.from_account,
+                        t.to_account,
+                        t.amount_fen,
+                        t.kind,
+                        t.caller,
+                        t.request_id,
+                        t.origin_request_id,
+                        t.created_ms,
+                    )
+                    for t in data.transfers
+                ],
+            )
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+
+    async def is_empty(self) -> bool:
+        rows = await self._all("SELECT COUNT(*) FROM schools")
+        return int(rows[0][0]) == 0
+
+    async def ledger_totals(self) -> LedgerTotals:
+        by_kind = [
+            (str(k), int(n), int(b))
+            for k, n, b in await self._all(
+                "SELECT kind, COUNT(*), COALESCE(SUM(balance_fen), 0) FROM accounts"
+                " GROUP BY kind ORDER BY kind"
+            )
+        ]
+        count = await self._all("SELECT COUNT(*) FROM transfers")
+        return LedgerTotals(sum(b for _, _, b in by_kind), int(count[0][0]), by_kind)
+
+    async def ledger_mismatches(self) -> int:
+        """Accounts whose balance differs from what their transfers add up to (0 when consistent)."""
+        rows = await self._all(
+            "SELECT COUNT(*) FROM accounts a LEFT JOIN ("
+            " SELECT account, SUM(delta) AS total FROM ("
+            "  SELECT to_account AS account, amount_fen AS delta FROM transfers"
+            "  UNION ALL SELECT from_account, -amount_fen FROM transfers)"
+            " GROUP BY account) t ON t.account = a.account_id"
+            " WHERE a.balance_fen != COALESCE(t.total, 0)"
+        )
+        return int(rows[0][0])
+
+
+def _statements(script: str) -> list[str]:
+    code = "\n".join(line for line in script.splitlines() if not line.strip().startswith("--"))
+    return [s.strip() for s in code.split(";") if s.strip()]
+
+
+def _request_params(r: RequestRow) -> tuple[Any, ...]:
+    return (
+        r.caller,
+        r.request_id,
+        r.method,
+        r.fingerprint,
+        r.response,
+        r.created_ms,
+        r.seq,
+        r.card_no,
+        r.scene,
+        r.reason,
+        r.amount_fen,
+        r.business_day,
+        r.meal_window,
+        r.qr_nonce,
+        r.qr_expires_ms,
+        r.origin_request_id,
+        r.outcome,
+    )
+
+
+def _terminal_params(t: TerminalRow) -> tuple[Any, ...]:
+    return (t.terminal_id, t.school_id, t.kind, t.location, t.gate_group, t.merchant_id, int(t.enabled))

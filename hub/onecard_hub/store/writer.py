@@ -1,0 +1,103 @@
+"""One writer task with group commit (DESIGN §3, §7).
+
+Callers hand in their rows and get back a future that resolves when those rows are
+durable. While one transaction commits, the next batch gathers, so under load one
+fsync covers many taps. Batches commit in the order they were submitted, so a change
+can never become durable before a change decided earlier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from onecard_hub.domain.errors import Overloaded, Unavailable
+from onecard_hub.store.base import Store
+from onecard_hub.store.records import Batch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStats:
+    batches: int
+    rows: int
+    largest_batch: int
+    pending: int
+
+
+class JournalWriter:
+    def __init__(self, store: Store, *, max_pending: int = 20_000) -> None:
+        self._store = store
+        self._max_pending = max_pending
+        self._batch = Batch()
+        self._done: asyncio.Future[None] | None = None
+        self._wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.failed: BaseException | None = None
+        self._batches = 0
+        self._rows = 0
+        self._largest = 0
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run(), name="journal-writer")
+
+    @property
+    def pending(self) -> int:
+        return len(self._batch)
+
+    def check_accepting(self) -> None:
+        """Raises before a decision is made, so an overloaded or failed hub changes nothing."""
+        if self.failed is not None or self._closing:
+            raise Unavailable("the hub is not accepting writes")
+        if len(self._batch) >= self._max_pending:
+            raise Overloaded("too many writes waiting for the journal")
+
+    def submit(self, rows: Batch) -> asyncio.Future[None]:
+        """Queues rows for the next commit; the future resolves once they are durable."""
+        if self._done is None:
+            self._done = asyncio.get_running_loop().create_future()
+        self._batch.extend(rows)
+        self._wake.set()
+        return self._done
+
+    async def _run(self) -> None:
+        while True:
+            if self._done is None:
+                if self._closing:
+                    return
+                await self._wake.wait()
+                self._wake.clear()
+                continue
+            batch, done = self._batch, self._done
+            self._batch, self._done = Batch(), None
+            try:
+                await self._store.write(batch)
+            except BaseException as exc:  # the in-memory state is now ahead of the journal
+                log.critical("journal write failed; the hub stops accepting writes", exc_info=True)
+                self.failed = exc
+                done.set_exception(Unavailable("the journal failed"))
+                if self._done is not None:
+                    self._done.set_exception(Unavailable("the journal failed"))
+                    self._done = None
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                return
+            self._batches += 1
+            size = len(batch)
+            self._rows += size
+            self._largest = max(self._largest, size)
+            done.set_result(None)
+
+    async def close(self) -> None:
+        """Flushes what is queued and stops."""
+        self._closing = True
+        self._wake.set()
+        if self.task is not None:
+            await self.task
+            self.task = None
+
+    def stats(self) -> WriterStats:
+        return WriterStats(self._batches, self._rows, self._largest, len(self._batch))

@@ -1,0 +1,121 @@
+"""A test terminal: taps and scans like a reader, keeping each card's counter."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from onecard.auth.v1 import authorization_service_pb2 as pb
+from onecard_client.campus import CampusCredentials, CardCredential, TerminalInfo
+from onecard_client.client import ClientConfig, TerminalClient
+from onecard_client.taps import chip_tap, qr_scan
+from onecard_hub.domain.clock import ManualClock
+
+_ids = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"t-{next(_ids)}"
+
+
+def name(reason: int) -> str:
+    return pb.DeclineReason.Name(reason).removeprefix("DECLINE_REASON_")  # type: ignore[arg-type]
+
+
+@dataclass
+class Campus:
+    """The seeded campus as a test sees it, plus a client per terminal."""
+
+    creds: CampusCredentials
+    clock: ManualClock
+    target: str
+    atc: dict[str, int] = field(default_factory=dict)
+    clients: dict[str, TerminalClient] = field(default_factory=dict)
+
+    def client(self, terminal: TerminalInfo | str) -> TerminalClient:
+        terminal_id = terminal if isinstance(terminal, str) else terminal.terminal_id
+        if terminal_id not in self.clients:
+            self.clients[terminal_id] = TerminalClient(terminal_id, ClientConfig(target=self.target))
+        return self.clients[terminal_id]
+
+    async def close(self) -> None:
+        for c in self.clients.values():
+            await c.close()
+
+    def school(self, index: int = 0) -> str:
+        return self.creds.schools[index]
+
+    def card(
+        self,
+        school: int = 0,
+        *,
+        status: str = "active",
+        enrollment: str = "enrolled",
+        group: str = "",
+        skip: int = 0,
+    ) -> CardCredential:
+        found = [
+            c
+            for c in self.creds.cards_of(self.school(school))
+            if c.status == status and c.enrollment == enrollment and (not group or c.student_group == group)
+        ]
+        return found[skip]
+
+    def gate(self, school: int = 0, group: str = "main") -> TerminalInfo:
+        return next(t for t in self.creds.terminals_of(self.school(school), "gate") if t.gate_group == group)
+
+    def pos(self, school: int = 0, index: int = 0) -> TerminalInfo:
+        return self.creds.terminals_of(self.school(school), "canteen_pos")[index]
+
+    def chip(
+        self,
+        card: CardCredential,
+        terminal: TerminalInfo,
+        scene: int,
+        *,
+        amount_fen: int = 0,
+        pin: str = "",
+        atc: int | None = None,
+        request_id: str | None = None,
+        tap_time_ms: int | None = None,
+    ) -> pb.AuthorizeRequest:
+        if atc is None:
+            atc = self.atc.get(card.card_no, card.atc) + 1
+        self.atc[card.card_no] = max(atc, self.atc.get(card.card_no, 0))
+        return chip_tap(
+            card,
+            request_id=request_id or new_request_id(),
+            terminal_id=terminal.terminal_id,
+            scene=scene,
+            atc=atc,
+            tap_time_ms=self.clock.now_ms() if tap_time_ms is None else tap_time_ms,
+            amount_fen=amount_fen,
+            pin=pin,
+        )
+
+    def qr(
+        self,
+        card: CardCredential,
+        terminal: TerminalInfo,
+        scene: int,
+        *,
+        amount_fen: int = 0,
+        pin: str = "",
+        request_id: str | None = None,
+        issued_ms: int | None = None,
+    ) -> pb.AuthorizeRequest:
+        now = self.clock.now_ms()
+        return qr_scan(
+            self.creds,
+            card,
+            request_id=request_id or new_request_id(),
+            terminal_id=terminal.terminal_id,
+            scene=scene,
+            issued_ms=now if issued_ms is None else issued_ms,
+            tap_time_ms=now,
+            amount_fen=amount_fen,
+            pin=pin,
+        )
+
+    async def send(self, request: pb.AuthorizeRequest) -> pb.AuthorizeResponse:
+        return await self.client(request.terminal_id).authorize(request)
