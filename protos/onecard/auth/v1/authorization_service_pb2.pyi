@@ -6,7 +6,7 @@ e-card QR scan may open a gate or pay at a canteen window.
 
 Business refusals are answers (decision = DECISION_DECLINED with a reason), never
 errors. Broken calls are gRPC status codes carrying one google.rpc.ErrorInfo whose
-`reason` is one of the ErrorReason names of onecard.admin.v1 and whose metadata
+`reason` is one of the ErrorReason names of onecard.common.v1 and whose metadata
 holds "field" for INVALID_ARGUMENT.
 """
 
@@ -253,7 +253,7 @@ class AuthorizeRequest(_message.Message):
     """The terminal asking; must be the calling terminal."""
     scene: Global___Scene.ValueType
     amount_fen: _builtins.int
-    """Amount in fen (1 yuan = 100 fen) for canteen purchases, 1 to 100000000; zero for gates."""
+    """Amount in fen (1 yuan = 100 fen) for canteen purchases, 1 to 1000000; zero for gates."""
     pin: _builtins.str
     """PIN entered on the POS keypad (4 to 6 digits), only above the PIN-free limit.
     Used once to check and then dropped: never stored or logged.

@@ -6,7 +6,7 @@ e-card QR scan may open a gate or pay at a canteen window.
 
 Business refusals are answers (decision = DECISION_DECLINED with a reason), never
 errors. Broken calls are gRPC status codes carrying one google.rpc.ErrorInfo whose
-`reason` is one of the ErrorReason names of onecard.admin.v1 and whose metadata
+`reason` is one of the ErrorReason names of onecard.common.v1 and whose metadata
 holds "field" for INVALID_ARGUMENT.
 """
 
