@@ -500,8 +500,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+class Signalled(BaseException):
+    """SIGINT, SIGTERM or SIGHUP reached the bench: stop the children, clean up, exit 128 + signum."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 def _raise_on_signal(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
+    raise Signalled(signum)
 
 
 def bench(args: argparse.Namespace, children: Children, work: Path) -> tuple[str, bool]:
@@ -537,7 +545,7 @@ def bench(args: argparse.Namespace, children: Children, work: Path) -> tuple[str
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _raise_on_signal)
     children = Children()
     work = Path(tempfile.mkdtemp(prefix="onecard-bench-"))
@@ -548,9 +556,9 @@ def main(argv: list[str] | None = None) -> int:
         line, low = bench(args, children, work)
     except BenchError as exc:
         say(f"bench failed: {exc}")
-    except KeyboardInterrupt:
-        say("bench interrupted")
-        status = 130
+    except Signalled as exc:
+        say(f"bench stopped by {signal.Signals(exc.signum).name}")
+        status = 128 + exc.signum
     finally:
         children.stop_all()
         if args.keep:
