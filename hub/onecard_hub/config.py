@@ -29,6 +29,7 @@ class HubConfig:
     clock_speed: float = 1.0
     retention_hours: float = 48.0
     max_pending_writes: int = 20_000
+    commit_linger_ms: float = 4.0
     grace_seconds: float = 10.0
     log_level: str = "INFO"
     log_json: bool = False
@@ -63,6 +64,12 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--retention-hours", type=float, help="idempotency window [ONECARD_RETENTION_HOURS] (48)"
     )
+    parser.add_argument(
+        "--commit-linger-ms",
+        type=float,
+        help="when busy, how long a group commit waits for more rows"
+        " [ONECARD_COMMIT_LINGER_MS] (4; 0 = never)",
+    )
     parser.add_argument("--grace-seconds", type=float, help="time in-flight calls get on stop (10)")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING [ONECARD_LOG_LEVEL] (INFO)")
     parser.add_argument(
@@ -85,6 +92,9 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
     speed = float(pick(args.clock_speed, "CLOCK_SPEED", "1"))
     if speed <= 0:
         raise SystemExit("error: --clock-speed must be positive")
+    linger = float(pick(args.commit_linger_ms, "COMMIT_LINGER_MS", "4"))
+    if not 0 <= linger <= 100:
+        raise SystemExit("error: --commit-linger-ms must be between 0 and 100")
     return HubConfig(
         db=Path(db),
         keys=Path(keys),
@@ -93,6 +103,7 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
         clock_start=pick(args.clock_start, "CLOCK_START", ""),
         clock_speed=speed,
         retention_hours=float(pick(args.retention_hours, "RETENTION_HOURS", "48")),
+        commit_linger_ms=linger,
         grace_seconds=float(pick(args.grace_seconds, "GRACE_SECONDS", "10")),
         log_level=pick(args.log_level, "LOG_LEVEL", "INFO").upper(),
         log_json=pick(args.log_json, "LOG_JSON", "") not in ("", "0", "false", "False"),

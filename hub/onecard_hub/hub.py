@@ -72,12 +72,13 @@ class Hub:
         *,
         retention_ms: int = 48 * 3600 * 1000,
         max_pending_writes: int = 20_000,
+        commit_linger_s: float = 0.004,
     ) -> None:
         self.store = store
         self.keys = keys
         self.clock = clock
         self.retention_ms = retention_ms
-        self.writer = JournalWriter(store, max_pending=max_pending_writes)
+        self.writer = JournalWriter(store, max_pending=max_pending_writes, linger_s=commit_linger_s)
         self.registry = Registry()
         self._seq = 0
         self._housekeeping: asyncio.Task[None] | None = None
@@ -109,6 +110,16 @@ class Hub:
             self._housekeeping.cancel()
             self._housekeeping = None
         await self.writer.close()
+        stats = self.writer.stats()
+        log.info(
+            "journal: %d rows in %d commits (%.1f per commit, largest %d)",
+            stats.rows,
+            stats.batches,
+            stats.rows / max(stats.batches, 1),
+            stats.largest_batch,
+        )
+        if self.writer.failed is None:
+            await self.store.checkpoint()
         await self.store.close()
 
     async def _tidy(self, every_s: float = 30.0) -> None:

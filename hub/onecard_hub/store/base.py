@@ -22,6 +22,10 @@ class Store(Protocol):
     async def write(self, batch: Batch) -> None:
         """Writes a batch in one transaction; durable when it returns."""
 
+    async def checkpoint(self) -> None:
+        """Folds what the journal appended since the last checkpoint into the stored balances and
+        card state, so that the next start replays less (the hub calls it on a clean stop)."""
+
     async def seed(self, data: SeedData) -> None:
         """Bulk-loads a campus into an empty store."""
 

@@ -97,6 +97,42 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX transfers_by_time ON transfers (created_ms);
     """,
+    # 2: balances and card state become checkpoints. A group commit appends only (requests,
+    # transfers, card_state_log); every so often a checkpoint folds the transfers since the last
+    # checkpoint into accounts.balance_fen and the card log into card_state, so the hot path
+    # never rewrites random pages. The views give the current values at any time.
+    """
+    CREATE TABLE checkpoints (
+        name     TEXT PRIMARY KEY,
+        position INTEGER NOT NULL
+    );
+    INSERT INTO checkpoints (name, position)
+        SELECT 'transfers', COALESCE(MAX(transfer_id), 0) FROM transfers;
+    CREATE TABLE card_state_log (
+        entry_id     INTEGER PRIMARY KEY,
+        card_no      TEXT NOT NULL,
+        atc          INTEGER NOT NULL,
+        pin_failures INTEGER NOT NULL,
+        presence     INTEGER NOT NULL
+    );
+    CREATE VIEW transfers_since_checkpoint AS
+        SELECT * FROM transfers
+        WHERE transfer_id > (SELECT position FROM checkpoints WHERE name = 'transfers');
+    CREATE VIEW account_balances AS
+        SELECT a.account_id, a.kind, a.owner, a.balance_fen + COALESCE(d.delta, 0) AS balance_fen
+        FROM accounts a LEFT JOIN (
+            SELECT account, SUM(delta) AS delta FROM (
+                SELECT to_account AS account, amount_fen AS delta FROM transfers_since_checkpoint
+                UNION ALL
+                SELECT from_account, -amount_fen FROM transfers_since_checkpoint)
+            GROUP BY account) d ON d.account = a.account_id;
+    CREATE VIEW card_states AS
+        SELECT card_no, atc, pin_failures, presence FROM card_state
+        WHERE card_no NOT IN (SELECT card_no FROM card_state_log)
+        UNION ALL
+        SELECT card_no, atc, pin_failures, presence FROM card_state_log
+        WHERE entry_id IN (SELECT MAX(entry_id) FROM card_state_log GROUP BY card_no);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

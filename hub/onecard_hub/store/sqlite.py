@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from onecard_hub.domain.ledger import Transfer
 from onecard_hub.store.records import (
     AccountRow,
     Batch,
@@ -39,10 +39,20 @@ _INSERT_TRANSFER = (
     "INSERT INTO transfers (from_account, to_account, amount_fen, kind, caller, request_id,"
     " origin_request_id, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_UPSERT_CARD_STATE = (
-    "INSERT INTO card_state (card_no, atc, pin_failures, presence) VALUES (?, ?, ?, ?)"
+_APPEND_CARD_STATE = "INSERT INTO card_state_log (card_no, atc, pin_failures, presence) VALUES (?, ?, ?, ?)"
+# A checkpoint, in one transaction: balances take in the transfers since the last checkpoint,
+# card_state takes the latest logged state of each card, and the log starts over.
+_CHECKPOINT = (
+    "UPDATE accounts SET balance_fen = balances.balance_fen FROM account_balances AS balances"
+    " WHERE balances.account_id = accounts.account_id AND balances.balance_fen != accounts.balance_fen",
+    "UPDATE checkpoints SET position = (SELECT COALESCE(MAX(transfer_id), 0) FROM transfers)"
+    " WHERE name = 'transfers'",
+    "INSERT INTO card_state (card_no, atc, pin_failures, presence)"
+    " SELECT card_no, atc, pin_failures, presence FROM card_state_log"
+    " WHERE entry_id IN (SELECT MAX(entry_id) FROM card_state_log GROUP BY card_no)"
     " ON CONFLICT (card_no) DO UPDATE SET atc = excluded.atc, pin_failures = excluded.pin_failures,"
-    " presence = excluded.presence"
+    " presence = excluded.presence",
+    "DELETE FROM card_state_log",
 )
 _UPSERT_TERMINAL = (
     "INSERT INTO terminals (terminal_id, school_id, kind, location, gate_group, merchant_id, enabled)"
@@ -57,11 +67,13 @@ class SchemaTooNew(RuntimeError):
 
 
 class SqliteStore:
-    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL", checkpoint_rows: int = 50_000) -> None:
         if synchronous.upper() not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}")
         self.path = Path(path)
         self.synchronous = synchronous.upper()
+        self.checkpoint_rows = checkpoint_rows
+        self._since_checkpoint = 0
         self._db: aiosqlite.Connection | None = None
 
     @property
@@ -109,47 +121,50 @@ class SqliteStore:
     # -- the journal ---------------------------------------------------------------
 
     async def write(self, batch: Batch) -> None:
+        """Appends the batch in one transaction; every `checkpoint_rows` rows, checkpoints too.
+
+        Only appends on the hot path: balances and card state are folded in by the checkpoint.
+        """
         db = self.db
-        deltas: dict[int, int] = defaultdict(int)
-        for t in batch.transfers:
-            deltas[t.from_account] -= t.amount_fen
-            deltas[t.to_account] += t.amount_fen
         await db.execute("BEGIN IMMEDIATE")
         try:
             if batch.requests:
                 await db.executemany(_INSERT_REQUEST, [_request_params(r) for r in batch.requests])
             if batch.transfers:
-                await db.executemany(
-                    _INSERT_TRANSFER,
-                    [
-                        (
-                            t.from_account,
-                            t.to_account,
-                            t.amount_fen,
-                            t.kind.value,
-                            t.caller,
-                            t.request_id,
-                            t.origin_request_id,
-                            t.created_ms,
-                        )
-                        for t in batch.transfers
-                    ],
-                )
-                await db.executemany(
-                    "UPDATE accounts SET balance_fen = balance_fen + ? WHERE account_id = ?",
-                    [(delta, account) for account, delta in deltas.items() if delta],
-                )
+                await db.executemany(_INSERT_TRANSFER, [_transfer_params(t) for t in batch.transfers])
             if batch.card_states:
                 await db.executemany(
-                    _UPSERT_CARD_STATE,
+                    _APPEND_CARD_STATE,
                     [(c.card_no, c.atc, c.pin_failures, c.presence) for c in batch.card_states],
                 )
             if batch.terminals:
                 await db.executemany(_UPSERT_TERMINAL, [_terminal_params(t) for t in batch.terminals])
+            self._since_checkpoint += len(batch.transfers) + len(batch.card_states)
+            checkpoint = self._since_checkpoint >= self.checkpoint_rows
+            if checkpoint:
+                await self._fold()
             await db.execute("COMMIT")
         except BaseException:
             await db.execute("ROLLBACK")
             raise
+        if checkpoint:
+            self._since_checkpoint = 0
+
+    async def checkpoint(self) -> None:
+        """Folds the transfers and card states since the last checkpoint in (on stop, and in tests)."""
+        db = self.db
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            await self._fold()
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        self._since_checkpoint = 0
+
+    async def _fold(self) -> None:
+        for statement in _CHECKPOINT:
+            await self.db.execute(statement)
 
     # -- start-up ------------------------------------------------------------------
 
@@ -160,7 +175,7 @@ class SqliteStore:
         ]
         snap.accounts = [
             AccountRow(*r)
-            for r in await self._all("SELECT account_id, kind, owner, balance_fen FROM accounts")
+            for r in await self._all("SELECT account_id, kind, owner, balance_fen FROM account_balances")
         ]
         snap.students = [
             StudentRow(*r)
@@ -174,7 +189,7 @@ class SqliteStore:
             for r in await self._all(
                 "SELECT c.card_no, c.student_id, c.status, c.pin_hash, c.bank_code, COALESCE(s.atc, 0),"
                 " COALESCE(s.pin_failures, 0), COALESCE(s.presence, 0)"
-                " FROM cards c LEFT JOIN card_state s ON s.card_no = c.card_no"
+                " FROM cards c LEFT JOIN card_states s ON s.card_no = c.card_no"
             )
         ]
         snap.merchants = [
@@ -279,6 +294,7 @@ class SqliteStore:
                     for t in data.transfers
                 ],
             )
+            await db.execute(_CHECKPOINT[1])  # the seeded balances include the seeded transfers
             await db.execute("COMMIT")
         except BaseException:
             await db.execute("ROLLBACK")
@@ -292,7 +308,7 @@ class SqliteStore:
         by_kind = [
             (str(k), int(n), int(b))
             for k, n, b in await self._all(
-                "SELECT kind, COUNT(*), COALESCE(SUM(balance_fen), 0) FROM accounts"
+                "SELECT kind, COUNT(*), COALESCE(SUM(balance_fen), 0) FROM account_balances"
                 " GROUP BY kind ORDER BY kind"
             )
         ]
@@ -302,7 +318,7 @@ class SqliteStore:
     async def ledger_mismatches(self) -> int:
         """Accounts whose balance differs from what their transfers add up to (0 when consistent)."""
         rows = await self._all(
-            "SELECT COUNT(*) FROM accounts a LEFT JOIN ("
+            "SELECT COUNT(*) FROM account_balances a LEFT JOIN ("
             " SELECT account, SUM(delta) AS total FROM ("
             "  SELECT to_account AS account, amount_fen AS delta FROM transfers"
             "  UNION ALL SELECT from_account, -amount_fen FROM transfers)"
@@ -336,6 +352,19 @@ def _request_params(r: RequestRow) -> tuple[Any, ...]:
         r.qr_expires_ms,
         r.origin_request_id,
         r.outcome,
+    )
+
+
+def _transfer_params(t: Transfer) -> tuple[Any, ...]:
+    return (
+        t.from_account,
+        t.to_account,
+        t.amount_fen,
+        t.kind.value,
+        t.caller,
+        t.request_id,
+        t.origin_request_id,
+        t.created_ms,
     )
 
 

@@ -1,0 +1,95 @@
+"""The journal only appends on the hot path; balances and card state are checkpoints.
+
+Whatever was committed — checkpointed or not, closed cleanly or not — reads back the same.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from onecard_hub.domain.ledger import Transfer, TransferKind
+from onecard_hub.store.records import Batch, CardStateRow, RequestRow
+from onecard_hub.store.sqlite import SqliteStore
+
+
+def _accounts(db: Path) -> tuple[int, int, str]:
+    with sqlite3.connect(db) as conn:
+        wallet = conn.execute("SELECT account_id FROM accounts WHERE kind = 'wallet' LIMIT 1").fetchone()[0]
+        merchant = conn.execute("SELECT account_id FROM accounts WHERE kind = 'merchant' LIMIT 1").fetchone()
+        card = conn.execute("SELECT card_no FROM cards LIMIT 1").fetchone()[0]
+    return int(wallet), int(merchant[0]), str(card)
+
+
+def _raw(db: Path, sql: str) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute(sql).fetchone()[0])
+
+
+def _purchase(n: int, wallet: int, merchant: int, card: str, fen: int) -> Batch:
+    return Batch(
+        requests=[RequestRow("pos-1", f"r{n}", "Authorize", b"f", b"body", 1_000 + n, n, card)],
+        transfers=[Transfer(wallet, merchant, fen, TransferKind.PURCHASE, "pos-1", f"r{n}", "", 1_000 + n)],
+        card_states=[CardStateRow(card, n, 0, 1)],
+    )
+
+
+async def _state(store: SqliteStore, wallet: int, card: str) -> tuple[int, int, int]:
+    snap = await store.load(0)
+    balance = next(a.balance_fen for a in snap.accounts if a.account_id == wallet)
+    row = next(c for c in snap.cards if c.card_no == card)
+    totals = await store.ledger_totals()
+    assert totals.sum_fen == 0
+    assert await store.ledger_mismatches() == 0
+    return balance, row.atc, row.presence
+
+
+async def test_balances_and_card_state_read_back_before_and_after_checkpoints(campus_dir: Path) -> None:
+    db = campus_dir / "hub.db"
+    wallet, merchant, card = _accounts(db)
+    stored_before = _raw(db, f"SELECT balance_fen FROM accounts WHERE account_id = {wallet}")
+
+    store = SqliteStore(db, checkpoint_rows=10)  # a purchase logs a transfer and a card state
+    await store.open()
+    start, _, _ = await _state(store, wallet, card)
+    for n in range(1, 4):
+        await store.write(_purchase(n, wallet, merchant, card, 100))
+    assert await _state(store, wallet, card) == (start - 300, 3, 1)
+    # nothing rewrote the balance yet: the hot path only appended
+    assert _raw(db, f"SELECT balance_fen FROM accounts WHERE account_id = {wallet}") == stored_before
+    assert _raw(db, "SELECT COUNT(*) FROM card_state_log") == 3
+
+    for n in range(4, 7):  # the fifth write crosses 10 rows and checkpoints in its transaction
+        await store.write(_purchase(n, wallet, merchant, card, 100))
+    assert await _state(store, wallet, card) == (start - 600, 6, 1)
+    assert _raw(db, f"SELECT balance_fen FROM accounts WHERE account_id = {wallet}") == start - 500
+    assert _raw(db, "SELECT COUNT(*) FROM card_state_log") == 1
+    await store.close()  # closed without a checkpoint, as after a crash
+
+    reopened = SqliteStore(db)
+    await reopened.open()
+    assert await _state(reopened, wallet, card) == (start - 600, 6, 1)
+    await reopened.checkpoint()
+    assert await _state(reopened, wallet, card) == (start - 600, 6, 1)
+    assert _raw(db, f"SELECT balance_fen FROM accounts WHERE account_id = {wallet}") == start - 600
+    assert _raw(db, "SELECT COUNT(*) FROM card_state_log") == 0
+    await reopened.close()
+
+
+async def test_a_failed_write_leaves_nothing_behind(campus_dir: Path) -> None:
+    db = campus_dir / "hub.db"
+    wallet, merchant, card = _accounts(db)
+    store = SqliteStore(db)
+    await store.open()
+    before = await _state(store, wallet, card)
+    bad = _purchase(1, wallet, merchant, card, 100)
+    bad.transfers.append(Transfer(wallet, merchant, -5, TransferKind.PURCHASE, "pos-1", "r1", "", 1))
+    try:
+        await store.write(bad)
+    except sqlite3.IntegrityError:
+        pass
+    else:
+        raise AssertionError("a negative transfer must violate the CHECK constraint")
+    assert await _state(store, wallet, card) == before
+    assert _raw(db, "SELECT COUNT(*) FROM requests") == 0
+    await store.close()
