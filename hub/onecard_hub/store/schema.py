@@ -118,14 +118,15 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE VIEW transfers_since_checkpoint AS
         SELECT * FROM transfers
         WHERE transfer_id > (SELECT position FROM checkpoints WHERE name = 'transfers');
+    CREATE VIEW pending_deltas AS
+        SELECT account, SUM(delta) AS delta FROM (
+            SELECT to_account AS account, amount_fen AS delta FROM transfers_since_checkpoint
+            UNION ALL
+            SELECT from_account, -amount_fen FROM transfers_since_checkpoint)
+        GROUP BY account;
     CREATE VIEW account_balances AS
         SELECT a.account_id, a.kind, a.owner, a.balance_fen + COALESCE(d.delta, 0) AS balance_fen
-        FROM accounts a LEFT JOIN (
-            SELECT account, SUM(delta) AS delta FROM (
-                SELECT to_account AS account, amount_fen AS delta FROM transfers_since_checkpoint
-                UNION ALL
-                SELECT from_account, -amount_fen FROM transfers_since_checkpoint)
-            GROUP BY account) d ON d.account = a.account_id;
+        FROM accounts a LEFT JOIN pending_deltas d ON d.account = a.account_id;
     CREATE VIEW card_states AS
         SELECT card_no, atc, pin_failures, presence FROM card_state
         WHERE card_no NOT IN (SELECT card_no FROM card_state_log)

@@ -43,8 +43,8 @@ _APPEND_CARD_STATE = "INSERT INTO card_state_log (card_no, atc, pin_failures, pr
 # A checkpoint, in one transaction: balances take in the transfers since the last checkpoint,
 # card_state takes the latest logged state of each card, and the log starts over.
 _CHECKPOINT = (
-    "UPDATE accounts SET balance_fen = balances.balance_fen FROM account_balances AS balances"
-    " WHERE balances.account_id = accounts.account_id AND balances.balance_fen != accounts.balance_fen",
+    "UPDATE accounts SET balance_fen = balance_fen + d.delta FROM pending_deltas AS d"
+    " WHERE d.account = accounts.account_id",
     "UPDATE checkpoints SET position = (SELECT COALESCE(MAX(transfer_id), 0) FROM transfers)"
     " WHERE name = 'transfers'",
     "INSERT INTO card_state (card_no, atc, pin_failures, presence)"
@@ -67,7 +67,7 @@ class SchemaTooNew(RuntimeError):
 
 
 class SqliteStore:
-    def __init__(self, path: str | Path, *, synchronous: str = "FULL", checkpoint_rows: int = 50_000) -> None:
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL", checkpoint_rows: int = 2_000) -> None:
         if synchronous.upper() not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}")
         self.path = Path(path)
