@@ -29,7 +29,7 @@ class HubConfig:
     clock_speed: float = 1.0
     retention_hours: float = 48.0
     max_pending_writes: int = 20_000
-    commit_linger_ms: float = 4.0
+    commit_linger_ms: float = 8.0
     grace_seconds: float = 10.0
     log_level: str = "INFO"
     log_json: bool = False
@@ -68,7 +68,7 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
         "--commit-linger-ms",
         type=float,
         help="when busy, how long a group commit waits for more rows"
-        " [ONECARD_COMMIT_LINGER_MS] (4; 0 = never)",
+        " [ONECARD_COMMIT_LINGER_MS] (8; 0 = never)",
     )
     parser.add_argument("--grace-seconds", type=float, help="time in-flight calls get on stop (10)")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING [ONECARD_LOG_LEVEL] (INFO)")
@@ -92,7 +92,7 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
     speed = float(pick(args.clock_speed, "CLOCK_SPEED", "1"))
     if speed <= 0:
         raise SystemExit("error: --clock-speed must be positive")
-    linger = float(pick(args.commit_linger_ms, "COMMIT_LINGER_MS", "4"))
+    linger = float(pick(args.commit_linger_ms, "COMMIT_LINGER_MS", "8"))
     if not 0 <= linger <= 100:
         raise SystemExit("error: --commit-linger-ms must be between 0 and 100")
     return HubConfig(

@@ -72,7 +72,7 @@ class Hub:
         *,
         retention_ms: int = 48 * 3600 * 1000,
         max_pending_writes: int = 20_000,
-        commit_linger_s: float = 0.004,
+        commit_linger_s: float = 0.008,
     ) -> None:
         self.store = store
         self.keys = keys

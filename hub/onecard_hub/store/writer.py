@@ -7,9 +7,11 @@ can never become durable before a change decided earlier.
 
 A commit costs the hub's one core a fixed few hundred microseconds whatever its size, so
 when the hub is busy the writer lingers: it waits up to `linger_s` for more rows before
-committing. Busy means the last commit carried at least `busy_rows` requests (fewer keep
-lingering once it has started: `linger_rows`); a lightly loaded hub commits every row at
-once and answers without delay. A batch of `full_rows` ends the wait early.
+committing (PostgreSQL's commit_delay with commit_siblings is the same idea). Busy means the
+last commit carried at least `busy_rows` requests; once lingering, it goes on while commits
+carry at least `linger_rows`, so a hub whose load falls back goes back to committing every
+row at once (at 1,000 taps/s on this machine a commit carries one to a few). A batch of `full_rows` ends the
+wait early.
 """
 
 from __future__ import annotations
@@ -39,9 +41,9 @@ class JournalWriter:
         store: Store,
         *,
         max_pending: int = 20_000,
-        linger_s: float = 0.004,
-        busy_rows: int = 6,
-        linger_rows: int = 8,
+        linger_s: float = 0.008,
+        busy_rows: int = 16,
+        linger_rows: int = 16,
         full_rows: int = 512,
     ) -> None:
         self._store = store
