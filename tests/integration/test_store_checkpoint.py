@@ -5,12 +5,14 @@ Whatever was committed — checkpointed or not, closed cleanly or not — reads 
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
 from onecard_hub.domain.ledger import Transfer, TransferKind
 from onecard_hub.store.records import Batch, CardStateRow, RequestRow
 from onecard_hub.store.sqlite import SqliteStore
+from onecard_hub.store.writer import JournalWriter
 
 
 def _accounts(db: Path) -> tuple[int, int, str]:
@@ -92,4 +94,32 @@ async def test_a_failed_write_leaves_nothing_behind(campus_dir: Path) -> None:
         raise AssertionError("a negative transfer must violate the CHECK constraint")
     assert await _state(store, wallet, card) == before
     assert _raw(db, "SELECT COUNT(*) FROM requests") == 0
+    await store.close()
+
+
+async def test_the_writer_lingers_only_while_commits_are_large(campus_dir: Path) -> None:
+    store = SqliteStore(campus_dir / "hub.db")
+    await store.open()
+    writer = JournalWriter(store, linger_s=0.05, busy_rows=16, linger_rows=16)
+    writer.start()
+
+    def row(n: int) -> Batch:
+        return Batch(requests=[RequestRow("pos-1", f"w{n}", "Authorize", b"f", b"body", n)])
+
+    async def later(n: int, delay: float) -> None:
+        await asyncio.sleep(delay)
+        await writer.submit(row(n))
+
+    # light load: a row 10 ms after another gets its own commit
+    await asyncio.gather(writer.submit(row(0)), later(1, 0.01))
+    assert writer.stats().batches == 2
+    # a burst of 20 makes the hub busy: the next commit waits for the row that comes 10 ms later
+    await asyncio.gather(*(writer.submit(row(n)) for n in range(2, 22)))
+    assert writer.stats().batches == 3
+    await asyncio.gather(writer.submit(row(22)), later(23, 0.01))
+    assert writer.stats().batches == 4
+    # that commit carried two rows: lingering stops, single rows commit at once again
+    await asyncio.gather(writer.submit(row(24)), later(25, 0.01))
+    assert writer.stats().batches == 6
+    await writer.close()
     await store.close()
