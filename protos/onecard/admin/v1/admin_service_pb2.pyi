@@ -9,6 +9,7 @@ identified by their client certificate or, in plain-text mode, by the
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
@@ -56,6 +57,9 @@ class Terminal(_message.Message):
     GATE_GROUP_FIELD_NUMBER: _builtins.int
     MERCHANT_ID_FIELD_NUMBER: _builtins.int
     ENABLED_FIELD_NUMBER: _builtins.int
+    LAST_SEEN_FIELD_NUMBER: _builtins.int
+    SOFTWARE_VERSION_FIELD_NUMBER: _builtins.int
+    OFFLINE_PENDING_FIELD_NUMBER: _builtins.int
     terminal_id: _builtins.str
     """1 to 64 characters: letters, digits, '-', '_' and '.'."""
     school_id: _builtins.str
@@ -67,6 +71,12 @@ class Terminal(_message.Message):
     merchant_id: _builtins.str
     """Canteen POS: the canteen window (merchant) paid by this terminal."""
     enabled: _builtins.bool
+    software_version: _builtins.str
+    offline_pending: _builtins.int
+    @_builtins.property
+    def last_seen(self) -> _timestamp_pb2.Timestamp:
+        """Output only: the last heartbeat or call, and the software version it reported."""
+
     def __init__(
         self,
         *,
@@ -77,10 +87,13 @@ class Terminal(_message.Message):
         gate_group: _builtins.str = ...,
         merchant_id: _builtins.str = ...,
         enabled: _builtins.bool = ...,
+        last_seen: _timestamp_pb2.Timestamp | None = ...,
+        software_version: _builtins.str = ...,
+        offline_pending: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_seen", b"last_seen"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled", "gate_group", b"gate_group", "kind", b"kind", "location", b"location", "merchant_id", b"merchant_id", "school_id", b"school_id", "terminal_id", b"terminal_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled", "gate_group", b"gate_group", "kind", b"kind", "last_seen", b"last_seen", "location", b"location", "merchant_id", b"merchant_id", "offline_pending", b"offline_pending", "school_id", b"school_id", "software_version", b"software_version", "terminal_id", b"terminal_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -235,3 +248,165 @@ class GetLedgerSummaryResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetLedgerSummaryResponse: _TypeAlias = GetLedgerSummaryResponse  # noqa: Y015
+
+@_typing.final
+class ListTerminalsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHOOL_ID_FIELD_NUMBER: _builtins.int
+    school_id: _builtins.str
+    """Required for a clerk (their own school); a province administrator may leave it empty for all."""
+    def __init__(
+        self,
+        *,
+        school_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["school_id", b"school_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTerminalsRequest: _TypeAlias = ListTerminalsRequest  # noqa: Y015
+
+@_typing.final
+class ListTerminalsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TERMINALS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def terminals(self) -> _containers.RepeatedCompositeFieldContainer[Global___Terminal]: ...
+    def __init__(
+        self,
+        *,
+        terminals: _abc.Iterable[Global___Terminal] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["terminals", b"terminals"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTerminalsResponse: _TypeAlias = ListTerminalsResponse  # noqa: Y015
+
+@_typing.final
+class SetTerminalEnabledRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TERMINAL_ID_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    terminal_id: _builtins.str
+    enabled: _builtins.bool
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        terminal_id: _builtins.str = ...,
+        enabled: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled", "request_id", b"request_id", "terminal_id", b"terminal_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetTerminalEnabledRequest: _TypeAlias = SetTerminalEnabledRequest  # noqa: Y015
+
+@_typing.final
+class SetTerminalEnabledResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TERMINAL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def terminal(self) -> Global___Terminal: ...
+    def __init__(
+        self,
+        *,
+        terminal: Global___Terminal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["terminal", b"terminal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["terminal", b"terminal"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetTerminalEnabledResponse: _TypeAlias = SetTerminalEnabledResponse  # noqa: Y015
+
+@_typing.final
+class ListWalletDebtsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHOOL_ID_FIELD_NUMBER: _builtins.int
+    school_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        school_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["school_id", b"school_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWalletDebtsRequest: _TypeAlias = ListWalletDebtsRequest  # noqa: Y015
+
+@_typing.final
+class WalletDebt(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STUDENT_ID_FIELD_NUMBER: _builtins.int
+    HOLDER_NAME_MASKED_FIELD_NUMBER: _builtins.int
+    CARD_NO_FIELD_NUMBER: _builtins.int
+    DEBT_FEN_FIELD_NUMBER: _builtins.int
+    OFFLINE_REFS_FIELD_NUMBER: _builtins.int
+    student_id: _builtins.str
+    holder_name_masked: _builtins.str
+    card_no: _builtins.str
+    debt_fen: _builtins.int
+    """How far below zero the wallet is, a positive number of fen."""
+    @_builtins.property
+    def offline_refs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The offline transactions that caused it: terminal id and serial, "T-1#42"."""
+
+    def __init__(
+        self,
+        *,
+        student_id: _builtins.str = ...,
+        holder_name_masked: _builtins.str = ...,
+        card_no: _builtins.str = ...,
+        debt_fen: _builtins.int = ...,
+        offline_refs: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_no", b"card_no", "debt_fen", b"debt_fen", "holder_name_masked", b"holder_name_masked", "offline_refs", b"offline_refs", "student_id", b"student_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WalletDebt: _TypeAlias = WalletDebt  # noqa: Y015
+
+@_typing.final
+class ListWalletDebtsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEBTS_FIELD_NUMBER: _builtins.int
+    TOTAL_DEBT_FEN_FIELD_NUMBER: _builtins.int
+    total_debt_fen: _builtins.int
+    @_builtins.property
+    def debts(self) -> _containers.RepeatedCompositeFieldContainer[Global___WalletDebt]: ...
+    def __init__(
+        self,
+        *,
+        debts: _abc.Iterable[Global___WalletDebt] | None = ...,
+        total_debt_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["debts", b"debts", "total_debt_fen", b"total_debt_fen"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWalletDebtsResponse: _TypeAlias = ListWalletDebtsResponse  # noqa: Y015

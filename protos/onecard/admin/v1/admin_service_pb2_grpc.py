@@ -44,6 +44,21 @@ class AdminServiceStub:
                 request_serializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetTerminalRequest.SerializeToString,
                 response_deserializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetTerminalResponse.FromString,
                 _registered_method=True)
+        self.ListTerminals = channel.unary_unary(
+                '/onecard.admin.v1.AdminService/ListTerminals',
+                request_serializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.ListTerminalsRequest.SerializeToString,
+                response_deserializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.ListTerminalsResponse.FromString,
+                _registered_method=True)
+        self.SetTerminalEnabled = channel.unary_unary(
+                '/onecard.admin.v1.AdminService/SetTerminalEnabled',
+                request_serializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.SetTerminalEnabledRequest.SerializeToString,
+                response_deserializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.SetTerminalEnabledResponse.FromString,
+                _registered_method=True)
+        self.ListWalletDebts = channel.unary_unary(
+                '/onecard.admin.v1.AdminService/ListWalletDebts',
+                request_serializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.ListWalletDebtsRequest.SerializeToString,
+                response_deserializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.ListWalletDebtsResponse.FromString,
+                _registered_method=True)
         self.GetLedgerSummary = channel.unary_unary(
                 '/onecard.admin.v1.AdminService/GetLedgerSummary',
                 request_serializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetLedgerSummaryRequest.SerializeToString,
@@ -67,6 +82,27 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTerminals(self, request, context):
+        """A school's terminals, with when each was last seen and what it runs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetTerminalEnabled(self, request, context):
+        """Enables or disables a terminal; a disabled terminal's calls get PERMISSION_DENIED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWalletDebts(self, request, context):
+        """Wallets that offline overspending left below zero, per school.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetLedgerSummary(self, request, context):
         """Trial balance of the double-entry ledger: the sum over all accounts is always 0.
         """
@@ -86,6 +122,21 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.GetTerminal,
                     request_deserializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetTerminalRequest.FromString,
                     response_serializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetTerminalResponse.SerializeToString,
+            ),
+            'ListTerminals': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTerminals,
+                    request_deserializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.ListTerminalsRequest.FromString,
+                    response_serializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.ListTerminalsResponse.SerializeToString,
+            ),
+            'SetTerminalEnabled': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetTerminalEnabled,
+                    request_deserializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.SetTerminalEnabledRequest.FromString,
+                    response_serializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.SetTerminalEnabledResponse.SerializeToString,
+            ),
+            'ListWalletDebts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWalletDebts,
+                    request_deserializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.ListWalletDebtsRequest.FromString,
+                    response_serializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.ListWalletDebtsResponse.SerializeToString,
             ),
             'GetLedgerSummary': grpc.unary_unary_rpc_method_handler(
                     servicer.GetLedgerSummary,
@@ -147,6 +198,87 @@ class AdminService:
             '/onecard.admin.v1.AdminService/GetTerminal',
             onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetTerminalRequest.SerializeToString,
             onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetTerminalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTerminals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/onecard.admin.v1.AdminService/ListTerminals',
+            onecard_dot_admin_dot_v1_dot_admin__service__pb2.ListTerminalsRequest.SerializeToString,
+            onecard_dot_admin_dot_v1_dot_admin__service__pb2.ListTerminalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetTerminalEnabled(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/onecard.admin.v1.AdminService/SetTerminalEnabled',
+            onecard_dot_admin_dot_v1_dot_admin__service__pb2.SetTerminalEnabledRequest.SerializeToString,
+            onecard_dot_admin_dot_v1_dot_admin__service__pb2.SetTerminalEnabledResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWalletDebts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/onecard.admin.v1.AdminService/ListWalletDebts',
+            onecard_dot_admin_dot_v1_dot_admin__service__pb2.ListWalletDebtsRequest.SerializeToString,
+            onecard_dot_admin_dot_v1_dot_admin__service__pb2.ListWalletDebtsResponse.FromString,
             options,
             channel_credentials,
             insecure,

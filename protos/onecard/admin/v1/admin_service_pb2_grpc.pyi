@@ -37,6 +37,12 @@ class AdminServiceStub:
     RegisterTerminal: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.RegisterTerminalRequest, _admin_service_pb2.RegisterTerminalResponse]
     """Registers a terminal, or returns it unchanged when the same request is repeated."""
     GetTerminal: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetTerminalRequest, _admin_service_pb2.GetTerminalResponse]
+    ListTerminals: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListTerminalsRequest, _admin_service_pb2.ListTerminalsResponse]
+    """A school's terminals, with when each was last seen and what it runs."""
+    SetTerminalEnabled: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.SetTerminalEnabledRequest, _admin_service_pb2.SetTerminalEnabledResponse]
+    """Enables or disables a terminal; a disabled terminal's calls get PERMISSION_DENIED."""
+    ListWalletDebts: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListWalletDebtsRequest, _admin_service_pb2.ListWalletDebtsResponse]
+    """Wallets that offline overspending left below zero, per school."""
     GetLedgerSummary: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetLedgerSummaryRequest, _admin_service_pb2.GetLedgerSummaryResponse]
     """Trial balance of the double-entry ledger: the sum over all accounts is always 0."""
 
@@ -46,6 +52,12 @@ class AdminServiceAsyncStub(AdminServiceStub):
     RegisterTerminal: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RegisterTerminalRequest, _admin_service_pb2.RegisterTerminalResponse]  # type: ignore[assignment]
     """Registers a terminal, or returns it unchanged when the same request is repeated."""
     GetTerminal: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetTerminalRequest, _admin_service_pb2.GetTerminalResponse]  # type: ignore[assignment]
+    ListTerminals: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListTerminalsRequest, _admin_service_pb2.ListTerminalsResponse]  # type: ignore[assignment]
+    """A school's terminals, with when each was last seen and what it runs."""
+    SetTerminalEnabled: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.SetTerminalEnabledRequest, _admin_service_pb2.SetTerminalEnabledResponse]  # type: ignore[assignment]
+    """Enables or disables a terminal; a disabled terminal's calls get PERMISSION_DENIED."""
+    ListWalletDebts: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListWalletDebtsRequest, _admin_service_pb2.ListWalletDebtsResponse]  # type: ignore[assignment]
+    """Wallets that offline overspending left below zero, per school."""
     GetLedgerSummary: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetLedgerSummaryRequest, _admin_service_pb2.GetLedgerSummaryResponse]  # type: ignore[assignment]
     """Trial balance of the double-entry ledger: the sum over all accounts is always 0."""
 
@@ -64,6 +76,30 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.GetTerminalRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.GetTerminalResponse, _abc.Awaitable[_admin_service_pb2.GetTerminalResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListTerminals(
+        self,
+        request: _admin_service_pb2.ListTerminalsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ListTerminalsResponse, _abc.Awaitable[_admin_service_pb2.ListTerminalsResponse]]:
+        """A school's terminals, with when each was last seen and what it runs."""
+
+    @_abc_1.abstractmethod
+    def SetTerminalEnabled(
+        self,
+        request: _admin_service_pb2.SetTerminalEnabledRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.SetTerminalEnabledResponse, _abc.Awaitable[_admin_service_pb2.SetTerminalEnabledResponse]]:
+        """Enables or disables a terminal; a disabled terminal's calls get PERMISSION_DENIED."""
+
+    @_abc_1.abstractmethod
+    def ListWalletDebts(
+        self,
+        request: _admin_service_pb2.ListWalletDebtsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ListWalletDebtsResponse, _abc.Awaitable[_admin_service_pb2.ListWalletDebtsResponse]]:
+        """Wallets that offline overspending left below zero, per school."""
 
     @_abc_1.abstractmethod
     def GetLedgerSummary(

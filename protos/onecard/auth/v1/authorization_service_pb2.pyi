@@ -10,9 +10,11 @@ errors. Broken calls are gRPC status codes carrying one google.rpc.ErrorInfo who
 holds "field" for INVALID_ARGUMENT.
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -180,6 +182,31 @@ REVERSAL_OUTCOME_NOTHING_TO_REVERSE: ReversalOutcome.ValueType  # 2
 REVERSAL_OUTCOME_ORIGINAL_NOT_SEEN: ReversalOutcome.ValueType  # 3
 """The original was never seen: it is remembered and will be declined if it arrives."""
 Global___ReversalOutcome: _TypeAlias = ReversalOutcome  # noqa: Y015
+
+class _OfflineOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OfflineOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OfflineOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    OFFLINE_OUTCOME_UNSPECIFIED: _OfflineOutcome.ValueType  # 0
+    OFFLINE_OUTCOME_BOOKED: _OfflineOutcome.ValueType  # 1
+    """Booked now (a purchase moved money; a gate pass updated presence)."""
+    OFFLINE_OUTCOME_DUPLICATE: _OfflineOutcome.ValueType  # 2
+    """This (terminal, serial) was booked by an earlier upload; nothing changed."""
+    OFFLINE_OUTCOME_REJECTED: _OfflineOutcome.ValueType  # 3
+    """Not booked: the credential does not check out, or the card is unknown; see `reason`."""
+
+class OfflineOutcome(_OfflineOutcome, metaclass=_OfflineOutcomeEnumTypeWrapper): ...
+
+OFFLINE_OUTCOME_UNSPECIFIED: OfflineOutcome.ValueType  # 0
+OFFLINE_OUTCOME_BOOKED: OfflineOutcome.ValueType  # 1
+"""Booked now (a purchase moved money; a gate pass updated presence)."""
+OFFLINE_OUTCOME_DUPLICATE: OfflineOutcome.ValueType  # 2
+"""This (terminal, serial) was booked by an earlier upload; nothing changed."""
+OFFLINE_OUTCOME_REJECTED: OfflineOutcome.ValueType  # 3
+"""Not booked: the credential does not check out, or the card is unknown; see `reason`."""
+Global___OfflineOutcome: _TypeAlias = OfflineOutcome  # noqa: Y015
 
 @_typing.final
 class ChipTap(_message.Message):
@@ -502,3 +529,133 @@ class GetWalletBalanceResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetWalletBalanceResponse: _TypeAlias = GetWalletBalanceResponse  # noqa: Y015
+
+@_typing.final
+class OfflineTransaction(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERIAL_FIELD_NUMBER: _builtins.int
+    SCENE_FIELD_NUMBER: _builtins.int
+    CHIP_FIELD_NUMBER: _builtins.int
+    QR_FIELD_NUMBER: _builtins.int
+    AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    serial: _builtins.int
+    """The terminal's own serial number, unique per terminal, starting at 1."""
+    scene: Global___Scene.ValueType
+    amount_fen: _builtins.int
+    @_builtins.property
+    def chip(self) -> Global___ChipTap: ...
+    @_builtins.property
+    def qr(self) -> Global___QrScan: ...
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When the terminal approved it (the hub's clock as the terminal last knew it); for chip
+        taps, the tap_time inside the cryptogram.
+        """
+
+    def __init__(
+        self,
+        *,
+        serial: _builtins.int = ...,
+        scene: Global___Scene.ValueType = ...,
+        chip: Global___ChipTap | None = ...,
+        qr: Global___QrScan | None = ...,
+        amount_fen: _builtins.int = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chip", b"chip", "credential", b"credential", "occurred_at", b"occurred_at", "qr", b"qr"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_fen", b"amount_fen", "chip", b"chip", "credential", b"credential", "occurred_at", b"occurred_at", "qr", b"qr", "scene", b"scene", "serial", b"serial"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_credential: _TypeAlias = _typing.Literal["chip", "qr"]  # noqa: Y015
+    _WhichOneofArgType_credential: _TypeAlias = _typing.Literal["credential", b"credential"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_credential) -> _WhichOneofReturnType_credential | None: ...
+
+Global___OfflineTransaction: _TypeAlias = OfflineTransaction  # noqa: Y015
+
+@_typing.final
+class UploadOfflineBatchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TERMINAL_ID_FIELD_NUMBER: _builtins.int
+    TRANSACTIONS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    terminal_id: _builtins.str
+    @_builtins.property
+    def transactions(self) -> _containers.RepeatedCompositeFieldContainer[Global___OfflineTransaction]:
+        """1 to 500 transactions."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        terminal_id: _builtins.str = ...,
+        transactions: _abc.Iterable[Global___OfflineTransaction] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "terminal_id", b"terminal_id", "transactions", b"transactions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadOfflineBatchRequest: _TypeAlias = UploadOfflineBatchRequest  # noqa: Y015
+
+@_typing.final
+class OfflineResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERIAL_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DEBT_FEN_FIELD_NUMBER: _builtins.int
+    serial: _builtins.int
+    outcome: Global___OfflineOutcome.ValueType
+    reason: Global___DeclineReason.ValueType
+    debt_fen: _builtins.int
+    """For a booked purchase the wallet could not cover: how far below zero it went."""
+    def __init__(
+        self,
+        *,
+        serial: _builtins.int = ...,
+        outcome: Global___OfflineOutcome.ValueType = ...,
+        reason: Global___DeclineReason.ValueType = ...,
+        debt_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["debt_fen", b"debt_fen", "outcome", b"outcome", "reason", b"reason", "serial", b"serial"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OfflineResult: _TypeAlias = OfflineResult  # noqa: Y015
+
+@_typing.final
+class UploadOfflineBatchResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    BOOKED_FIELD_NUMBER: _builtins.int
+    DUPLICATES_FIELD_NUMBER: _builtins.int
+    REJECTED_FIELD_NUMBER: _builtins.int
+    booked: _builtins.int
+    duplicates: _builtins.int
+    rejected: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___OfflineResult]: ...
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___OfflineResult] | None = ...,
+        booked: _builtins.int = ...,
+        duplicates: _builtins.int = ...,
+        rejected: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booked", b"booked", "duplicates", b"duplicates", "rejected", b"rejected", "results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadOfflineBatchResponse: _TypeAlias = UploadOfflineBatchResponse  # noqa: Y015

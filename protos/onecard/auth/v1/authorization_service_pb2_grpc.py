@@ -57,6 +57,11 @@ class AuthorizationServiceStub:
                 request_serializer=onecard_dot_auth_dot_v1_dot_authorization__service__pb2.GetWalletBalanceRequest.SerializeToString,
                 response_deserializer=onecard_dot_auth_dot_v1_dot_authorization__service__pb2.GetWalletBalanceResponse.FromString,
                 _registered_method=True)
+        self.UploadOfflineBatch = channel.unary_unary(
+                '/onecard.auth.v1.AuthorizationService/UploadOfflineBatch',
+                request_serializer=onecard_dot_auth_dot_v1_dot_authorization__service__pb2.UploadOfflineBatchRequest.SerializeToString,
+                response_deserializer=onecard_dot_auth_dot_v1_dot_authorization__service__pb2.UploadOfflineBatchResponse.FromString,
+                _registered_method=True)
 
 
 class AuthorizationServiceServicer:
@@ -96,6 +101,17 @@ class AuthorizationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadOfflineBatch(self, request, context):
+        """Books what a terminal did while it could not reach the hub. These are records of what
+        already happened, not requests: each is checked (cryptogram or QR signature, counter
+        unique for the card) and booked, or rejected with a reason; never declined for an old
+        counter. Idempotent by (terminal, serial): uploading the same batch again books nothing
+        twice. A purchase the wallet cannot cover is booked anyway and leaves a debt.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthorizationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -118,6 +134,11 @@ def add_AuthorizationServiceServicer_to_server(servicer, server):
                     servicer.GetWalletBalance,
                     request_deserializer=onecard_dot_auth_dot_v1_dot_authorization__service__pb2.GetWalletBalanceRequest.FromString,
                     response_serializer=onecard_dot_auth_dot_v1_dot_authorization__service__pb2.GetWalletBalanceResponse.SerializeToString,
+            ),
+            'UploadOfflineBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.UploadOfflineBatch,
+                    request_deserializer=onecard_dot_auth_dot_v1_dot_authorization__service__pb2.UploadOfflineBatchRequest.FromString,
+                    response_serializer=onecard_dot_auth_dot_v1_dot_authorization__service__pb2.UploadOfflineBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -231,6 +252,33 @@ class AuthorizationService:
             '/onecard.auth.v1.AuthorizationService/GetWalletBalance',
             onecard_dot_auth_dot_v1_dot_authorization__service__pb2.GetWalletBalanceRequest.SerializeToString,
             onecard_dot_auth_dot_v1_dot_authorization__service__pb2.GetWalletBalanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadOfflineBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/onecard.auth.v1.AuthorizationService/UploadOfflineBatch',
+            onecard_dot_auth_dot_v1_dot_authorization__service__pb2.UploadOfflineBatchRequest.SerializeToString,
+            onecard_dot_auth_dot_v1_dot_authorization__service__pb2.UploadOfflineBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -56,6 +56,13 @@ class AuthorizationServiceStub:
     """
     GetWalletBalance: _grpc.UnaryUnaryMultiCallable[_authorization_service_pb2.GetWalletBalanceRequest, _authorization_service_pb2.GetWalletBalanceResponse]
     """Reads a card holder's wallet balance and today's spending."""
+    UploadOfflineBatch: _grpc.UnaryUnaryMultiCallable[_authorization_service_pb2.UploadOfflineBatchRequest, _authorization_service_pb2.UploadOfflineBatchResponse]
+    """Books what a terminal did while it could not reach the hub. These are records of what
+    already happened, not requests: each is checked (cryptogram or QR signature, counter
+    unique for the card) and booked, or rejected with a reason; never declined for an old
+    counter. Idempotent by (terminal, serial): uploading the same batch again books nothing
+    twice. A purchase the wallet cannot cover is booked anyway and leaves a debt.
+    """
 
 @_typing.type_check_only
 class AuthorizationServiceAsyncStub(AuthorizationServiceStub):
@@ -78,6 +85,13 @@ class AuthorizationServiceAsyncStub(AuthorizationServiceStub):
     """
     GetWalletBalance: _aio.UnaryUnaryMultiCallable[_authorization_service_pb2.GetWalletBalanceRequest, _authorization_service_pb2.GetWalletBalanceResponse]  # type: ignore[assignment]
     """Reads a card holder's wallet balance and today's spending."""
+    UploadOfflineBatch: _aio.UnaryUnaryMultiCallable[_authorization_service_pb2.UploadOfflineBatchRequest, _authorization_service_pb2.UploadOfflineBatchResponse]  # type: ignore[assignment]
+    """Books what a terminal did while it could not reach the hub. These are records of what
+    already happened, not requests: each is checked (cryptogram or QR signature, counter
+    unique for the card) and booked, or rejected with a reason; never declined for an old
+    counter. Idempotent by (terminal, serial): uploading the same batch again books nothing
+    twice. A purchase the wallet cannot cover is booked anyway and leaves a debt.
+    """
 
 class AuthorizationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Terminals call this service. The caller is identified by the mutual-TLS client
@@ -121,5 +135,18 @@ class AuthorizationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_authorization_service_pb2.GetWalletBalanceResponse, _abc.Awaitable[_authorization_service_pb2.GetWalletBalanceResponse]]:
         """Reads a card holder's wallet balance and today's spending."""
+
+    @_abc_1.abstractmethod
+    def UploadOfflineBatch(
+        self,
+        request: _authorization_service_pb2.UploadOfflineBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_authorization_service_pb2.UploadOfflineBatchResponse, _abc.Awaitable[_authorization_service_pb2.UploadOfflineBatchResponse]]:
+        """Books what a terminal did while it could not reach the hub. These are records of what
+        already happened, not requests: each is checked (cryptogram or QR signature, counter
+        unique for the card) and booked, or rejected with a reason; never declined for an old
+        counter. Idempotent by (terminal, serial): uploading the same batch again books nothing
+        twice. A purchase the wallet cannot cover is booked anyway and leaves a debt.
+        """
 
 def add_AuthorizationServiceServicer_to_server(servicer: AuthorizationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -25,17 +25,35 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*onecard/terminal/v1/terminal_service.proto\x12\x13onecard.terminal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"&\n\x0fGetClockRequest\x12\x13\n\x0bterminal_id\x18\x01 \x01(\t\"\xd5\x01\n\x10GetClockResponse\x12\'\n\x03now\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tsimulated\x18\x02 \x01(\x08\x12\x33\n\x0fsimulated_start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nreal_start\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05speed\x18\x05 \x01(\x01\x12\x11\n\ttime_zone\x18\x06 \x01(\t2j\n\x0fTerminalService\x12W\n\x08GetClock\x12$.onecard.terminal.v1.GetClockRequest\x1a%.onecard.terminal.v1.GetClockResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*onecard/terminal/v1/terminal_service.proto\x12\x13onecard.terminal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"&\n\x0fGetClockRequest\x12\x13\n\x0bterminal_id\x18\x01 \x01(\t\"\xd5\x01\n\x10GetClockResponse\x12\'\n\x03now\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tsimulated\x18\x02 \x01(\x08\x12\x33\n\x0fsimulated_start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nreal_start\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05speed\x18\x05 \x01(\x01\x12\x11\n\ttime_zone\x18\x06 \x01(\t\"\'\n\x10GetConfigRequest\x12\x13\n\x0bterminal_id\x18\x01 \x01(\t\"6\n\nTimeWindow\x12\x14\n\x0cstart_minute\x18\x01 \x01(\x05\x12\x12\n\nend_minute\x18\x02 \x01(\x05\"a\n\nMealWindow\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x06window\x18\x02 \x01(\x0b\x32\x1f.onecard.terminal.v1.TimeWindow\x12\x14\n\x0cmax_payments\x18\x03 \x01(\x05\"V\n\x0bGateWindows\x12\x15\n\rstudent_group\x18\x01 \x01(\t\x12\x30\n\x07windows\x18\x02 \x03(\x0b\x32\x1f.onecard.terminal.v1.TimeWindow\"V\n\rOfflineLimits\x12\x17\n\x0fper_payment_fen\x18\x01 \x01(\x03\x12\x18\n\x10per_card_day_fen\x18\x02 \x01(\x03\x12\x12\n\nmax_stored\x18\x03 \x01(\x05\"\xf0\x04\n\x11GetConfigResponse\x12\x13\n\x0bterminal_id\x18\x01 \x01(\t\x12\x11\n\tschool_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\x05\x12\x10\n\x08location\x18\x04 \x01(\t\x12\x12\n\ngate_group\x18\x05 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x06 \x01(\t\x12\x34\n\x05\x63lock\x18\x07 \x01(\x0b\x32%.onecard.terminal.v1.GetClockResponse\x12\x1a\n\x12pin_free_limit_fen\x18\x08 \x01(\x03\x12\x17\n\x0f\x64\x61ily_limit_fen\x18\t \x01(\x03\x12\x18\n\x10pin_max_failures\x18\n \x01(\x05\x12\x35\n\x0cmeal_windows\x18\x0b \x03(\x0b\x32\x1f.onecard.terminal.v1.MealWindow\x12<\n\ranti_passback\x18\x0c \x01(\x0e\x32%.onecard.terminal.v1.AntiPassbackMode\x12\x36\n\x0cgate_windows\x18\r \x03(\x0b\x32 .onecard.terminal.v1.GateWindows\x12\x33\n\x07offline\x18\x0e \x01(\x0b\x32\".onecard.terminal.v1.OfflineLimits\x12\x19\n\x11\x62locklist_version\x18\x0f \x01(\x03\x12\x18\n\x10\x62locked_card_nos\x18\x10 \x03(\t\x12\x18\n\x10\x65\x63\x61rd_public_key\x18\x11 \x01(\x0c\x12\x16\n\x0e\x63onfig_version\x18\x12 \x01(\t\x12\x1c\n\x14heartbeat_interval_s\x18\x13 \x01(\x05\"Z\n\x10HeartbeatRequest\x12\x13\n\x0bterminal_id\x18\x01 \x01(\t\x12\x18\n\x10software_version\x18\x02 \x01(\t\x12\x17\n\x0foffline_pending\x18\x03 \x01(\x05\"o\n\x11HeartbeatResponse\x12\'\n\x03now\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x63onfig_version\x18\x02 \x01(\t\x12\x19\n\x11\x62locklist_version\x18\x03 \x01(\x03*\x8c\x01\n\x10\x41ntiPassbackMode\x12\"\n\x1e\x41NTI_PASSBACK_MODE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41NTI_PASSBACK_MODE_HARD\x10\x01\x12\x1b\n\x17\x41NTI_PASSBACK_MODE_SOFT\x10\x02\x12\x1a\n\x16\x41NTI_PASSBACK_MODE_OFF\x10\x03\x32\xa2\x02\n\x0fTerminalService\x12W\n\x08GetClock\x12$.onecard.terminal.v1.GetClockRequest\x1a%.onecard.terminal.v1.GetClockResponse\x12Z\n\tGetConfig\x12%.onecard.terminal.v1.GetConfigRequest\x1a&.onecard.terminal.v1.GetConfigResponse\x12Z\n\tHeartbeat\x12%.onecard.terminal.v1.HeartbeatRequest\x1a&.onecard.terminal.v1.HeartbeatResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'onecard.terminal.v1.terminal_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_ANTIPASSBACKMODE']._serialized_start=1561
+  _globals['_ANTIPASSBACKMODE']._serialized_end=1701
   _globals['_GETCLOCKREQUEST']._serialized_start=100
   _globals['_GETCLOCKREQUEST']._serialized_end=138
   _globals['_GETCLOCKRESPONSE']._serialized_start=141
   _globals['_GETCLOCKRESPONSE']._serialized_end=354
-  _globals['_TERMINALSERVICE']._serialized_start=356
-  _globals['_TERMINALSERVICE']._serialized_end=462
+  _globals['_GETCONFIGREQUEST']._serialized_start=356
+  _globals['_GETCONFIGREQUEST']._serialized_end=395
+  _globals['_TIMEWINDOW']._serialized_start=397
+  _globals['_TIMEWINDOW']._serialized_end=451
+  _globals['_MEALWINDOW']._serialized_start=453
+  _globals['_MEALWINDOW']._serialized_end=550
+  _globals['_GATEWINDOWS']._serialized_start=552
+  _globals['_GATEWINDOWS']._serialized_end=638
+  _globals['_OFFLINELIMITS']._serialized_start=640
+  _globals['_OFFLINELIMITS']._serialized_end=726
+  _globals['_GETCONFIGRESPONSE']._serialized_start=729
+  _globals['_GETCONFIGRESPONSE']._serialized_end=1353
+  _globals['_HEARTBEATREQUEST']._serialized_start=1355
+  _globals['_HEARTBEATREQUEST']._serialized_end=1445
+  _globals['_HEARTBEATRESPONSE']._serialized_start=1447
+  _globals['_HEARTBEATRESPONSE']._serialized_end=1558
+  _globals['_TERMINALSERVICE']._serialized_start=1704
+  _globals['_TERMINALSERVICE']._serialized_end=1994
 # @@protoc_insertion_point(module_scope)

@@ -39,6 +39,16 @@ class TerminalServiceStub:
                 request_serializer=onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.GetClockRequest.SerializeToString,
                 response_deserializer=onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.GetClockResponse.FromString,
                 _registered_method=True)
+        self.GetConfig = channel.unary_unary(
+                '/onecard.terminal.v1.TerminalService/GetConfig',
+                request_serializer=onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.GetConfigRequest.SerializeToString,
+                response_deserializer=onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.GetConfigResponse.FromString,
+                _registered_method=True)
+        self.Heartbeat = channel.unary_unary(
+                '/onecard.terminal.v1.TerminalService/Heartbeat',
+                request_serializer=onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.HeartbeatRequest.SerializeToString,
+                response_deserializer=onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.HeartbeatResponse.FromString,
+                _registered_method=True)
 
 
 class TerminalServiceServicer:
@@ -53,6 +63,23 @@ class TerminalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetConfig(self, request, context):
+        """Everything a terminal needs to work, online and offline: who it is, its school's
+        windows and limits, the blocklist, the e-card public key for offline QR checks and
+        the hub's clock. Fetch at start and whenever a heartbeat shows another
+        `config_version` or `blocklist_version`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Heartbeat(self, request, context):
+        """Records that the terminal is alive (last seen, software version, offline queue).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TerminalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -60,6 +87,16 @@ def add_TerminalServiceServicer_to_server(servicer, server):
                     servicer.GetClock,
                     request_deserializer=onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.GetClockRequest.FromString,
                     response_serializer=onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.GetClockResponse.SerializeToString,
+            ),
+            'GetConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConfig,
+                    request_deserializer=onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.GetConfigRequest.FromString,
+                    response_serializer=onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.GetConfigResponse.SerializeToString,
+            ),
+            'Heartbeat': grpc.unary_unary_rpc_method_handler(
+                    servicer.Heartbeat,
+                    request_deserializer=onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.HeartbeatRequest.FromString,
+                    response_serializer=onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.HeartbeatResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -89,6 +126,60 @@ class TerminalService:
             '/onecard.terminal.v1.TerminalService/GetClock',
             onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.GetClockRequest.SerializeToString,
             onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.GetClockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/onecard.terminal.v1.TerminalService/GetConfig',
+            onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.GetConfigRequest.SerializeToString,
+            onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.GetConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Heartbeat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/onecard.terminal.v1.TerminalService/Heartbeat',
+            onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.HeartbeatRequest.SerializeToString,
+            onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.HeartbeatResponse.FromString,
             options,
             channel_credentials,
             insecure,
