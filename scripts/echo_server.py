@@ -94,6 +94,11 @@ class EchoAuthorization(auth_grpc.AuthorizationServiceServicer):
     ) -> auth_pb2.GetWalletBalanceResponse:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the do-nothing server only authorizes")
 
+    async def UploadOfflineBatch(
+        self, request: auth_pb2.UploadOfflineBatchRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> auth_pb2.UploadOfflineBatchResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the do-nothing server only authorizes")
+
 
 class EchoTerminal(terminal_grpc.TerminalServiceServicer):
     """The server's simulated clock, in the hub's format."""
@@ -113,6 +118,16 @@ class EchoTerminal(terminal_grpc.TerminalServiceServicer):
             speed=clock.speed,
             time_zone="Asia/Shanghai",
         )
+
+    async def GetConfig(
+        self, request: terminal_pb2.GetConfigRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> terminal_pb2.GetConfigResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the do-nothing server only tells the time")
+
+    async def Heartbeat(
+        self, request: terminal_pb2.HeartbeatRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> terminal_pb2.HeartbeatResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the do-nothing server only tells the time")
 
 
 async def serve(listen: str, clock: SimulatedClock) -> None:
