@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import sqlite3
 import string
@@ -34,6 +33,7 @@ from onecard_hub.domain.ledger import AccountKind, TransferKind
 from onecard_hub.domain.model import CardStatus, Enrollment, StudentGroup, TerminalKind
 from onecard_hub.domain.pii import id_check_digit, mask_id_number
 from onecard_hub.domain.policy import default_policy, policy_to_json
+from onecard_hub.security.files import write_private
 from onecard_hub.security.keys import HubKeys
 from onecard_hub.security.protect import FieldProtector, PinHasher
 from onecard_hub.store.records import (
@@ -162,7 +162,7 @@ async def seed_campus(
         await store.seed(campus.data)
     finally:
         await store.close()
-    await asyncio.to_thread(_write_private, keys_dir / CREDENTIALS_FILE, campus.export_json())
+    await asyncio.to_thread(write_private, keys_dir / CREDENTIALS_FILE, campus.export_json())
     return campus.report
 
 
@@ -430,13 +430,3 @@ def _age(born: date) -> int:
         - born.year
         - ((REFERENCE_DATE.month, REFERENCE_DATE.day) < (born.month, born.day))
     )
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Owner-only file, replaced in one step (the export holds card keys and PINs)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(partial, path)

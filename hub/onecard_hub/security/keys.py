@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from onecard_client.campus import PUBLIC_KEY_FILE, SIGNING_KEY_FILE
+from onecard_hub.security.files import write_private
 
 HUB_KEYS_FILE = "hub_keys.json"
 SECRET_NAMES = ("issuer_master", "ecard_master", "pin_pepper", "field_key", "index_key", "request_key")
@@ -68,8 +69,8 @@ class HubKeys:
             for name in SECRET_NAMES
             for key in [getattr(self, name)]
         }
-        _write_private(folder / HUB_KEYS_FILE, json.dumps(doc, indent=2).encode())
-        _write_private(
+        write_private(folder / HUB_KEYS_FILE, json.dumps(doc, indent=2).encode())
+        write_private(
             folder / SIGNING_KEY_FILE,
             self.ecard_signing_key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()),
         )
@@ -91,9 +92,3 @@ class HubKeys:
         if not isinstance(signing, Ed25519PrivateKey):
             raise ValueError(f"{folder / SIGNING_KEY_FILE} is not an Ed25519 key")
         return cls(**keys, ecard_signing_key=signing)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
