@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eonecard/common/v1/errors.proto\x12\x11onecard.common.v1*\xff\x03\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x45RROR_REASON_FIELD_INVALID\x10\x01\x12\x1f\n\x1b\x45RROR_REASON_CALLER_UNKNOWN\x10\x02\x12\"\n\x1e\x45RROR_REASON_TERMINAL_MISMATCH\x10\x03\x12\"\n\x1e\x45RROR_REASON_SCENE_NOT_ALLOWED\x10\x04\x12\"\n\x1e\x45RROR_REASON_TERMINAL_DISABLED\x10\x05\x12\x1d\n\x19\x45RROR_REASON_OTHER_SCHOOL\x10\x06\x12\'\n#ERROR_REASON_IDEMPOTENCY_KEY_REUSED\x10\x07\x12\x1a\n\x16\x45RROR_REASON_NOT_FOUND\x10\x08\x12)\n%ERROR_REASON_REFUND_EXCEEDS_REMAINING\x10\t\x12\x1f\n\x1b\x45RROR_REASON_NOT_REFUNDABLE\x10\n\x12\x1f\n\x1b\x45RROR_REASON_ALREADY_EXISTS\x10\x0b\x12\x1c\n\x18\x45RROR_REASON_UNAVAILABLE\x10\x0c\x12\x1b\n\x17\x45RROR_REASON_OVERLOADED\x10\r\x12\x19\n\x15\x45RROR_REASON_INTERNAL\x10\x0e\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eonecard/common/v1/errors.proto\x12\x11onecard.common.v1*\xa9\x04\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x45RROR_REASON_FIELD_INVALID\x10\x01\x12\x1f\n\x1b\x45RROR_REASON_CALLER_UNKNOWN\x10\x02\x12\"\n\x1e\x45RROR_REASON_TERMINAL_MISMATCH\x10\x03\x12\"\n\x1e\x45RROR_REASON_SCENE_NOT_ALLOWED\x10\x04\x12\"\n\x1e\x45RROR_REASON_TERMINAL_DISABLED\x10\x05\x12\x1d\n\x19\x45RROR_REASON_OTHER_SCHOOL\x10\x06\x12\'\n#ERROR_REASON_IDEMPOTENCY_KEY_REUSED\x10\x07\x12\x1a\n\x16\x45RROR_REASON_NOT_FOUND\x10\x08\x12)\n%ERROR_REASON_REFUND_EXCEEDS_REMAINING\x10\t\x12\x1f\n\x1b\x45RROR_REASON_NOT_REFUNDABLE\x10\n\x12\x1f\n\x1b\x45RROR_REASON_ALREADY_EXISTS\x10\x0b\x12\x1c\n\x18\x45RROR_REASON_UNAVAILABLE\x10\x0c\x12\x1b\n\x17\x45RROR_REASON_OVERLOADED\x10\r\x12\x19\n\x15\x45RROR_REASON_INTERNAL\x10\x0e\x12(\n$ERROR_REASON_CALLER_KIND_NOT_ALLOWED\x10\x0f\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,5 +32,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'onecard.common.v1.errors_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ERRORREASON']._serialized_start=54
-  _globals['_ERRORREASON']._serialized_end=565
+  _globals['_ERRORREASON']._serialized_end=607
 # @@protoc_insertion_point(module_scope)

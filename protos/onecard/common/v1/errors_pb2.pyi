@@ -55,6 +55,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """RESOURCE_EXHAUSTED: a rate limit or queue bound was hit."""
     ERROR_REASON_INTERNAL: _ErrorReason.ValueType  # 14
     """INTERNAL: an unexpected fault; ErrorInfo.metadata["correlation_id"] finds it in the hub's log."""
+    ERROR_REASON_CALLER_KIND_NOT_ALLOWED: _ErrorReason.ValueType  # 15
+    """PERMISSION_DENIED: this kind of caller may not use this service (a terminal certificate on
+    AdminService, an operator certificate on a terminal service, an app outside ECardService).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper): ...
 
@@ -87,4 +91,8 @@ ERROR_REASON_OVERLOADED: ErrorReason.ValueType  # 13
 """RESOURCE_EXHAUSTED: a rate limit or queue bound was hit."""
 ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 14
 """INTERNAL: an unexpected fault; ErrorInfo.metadata["correlation_id"] finds it in the hub's log."""
+ERROR_REASON_CALLER_KIND_NOT_ALLOWED: ErrorReason.ValueType  # 15
+"""PERMISSION_DENIED: this kind of caller may not use this service (a terminal certificate on
+AdminService, an operator certificate on a terminal service, an app outside ECardService).
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
