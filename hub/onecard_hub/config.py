@@ -33,6 +33,7 @@ class HubConfig:
     grace_seconds: float = 10.0
     log_level: str = "INFO"
     log_json: bool = False
+    tls_dir: Path | None = None  # the PKI folder (`onecard-hub pki init`); None = plain text
 
     def make_clock(self) -> Clock:
         if self.clock_start:
@@ -70,6 +71,12 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
         help="when busy, how long a group commit waits for more rows"
         " [ONECARD_COMMIT_LINGER_MS] (8; 0 = never)",
     )
+    parser.add_argument(
+        "--tls",
+        metavar="DIR",
+        help="serve mutual TLS with the PKI in DIR (onecard-hub pki init) [ONECARD_TLS_DIR];"
+        " without it the hub serves plain text, for local demos only",
+    )
     parser.add_argument("--grace-seconds", type=float, help="time in-flight calls get on stop (10)")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING [ONECARD_LOG_LEVEL] (INFO)")
     parser.add_argument(
@@ -95,6 +102,7 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
     linger = float(pick(args.commit_linger_ms, "COMMIT_LINGER_MS", "8"))
     if not 0 <= linger <= 100:
         raise SystemExit("error: --commit-linger-ms must be between 0 and 100")
+    tls_dir = pick(args.tls, "TLS_DIR", "")
     return HubConfig(
         db=Path(db),
         keys=Path(keys),
@@ -107,4 +115,5 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
         grace_seconds=float(pick(args.grace_seconds, "GRACE_SECONDS", "10")),
         log_level=pick(args.log_level, "LOG_LEVEL", "INFO").upper(),
         log_json=pick(args.log_json, "LOG_JSON", "") not in ("", "0", "false", "False"),
+        tls_dir=Path(tls_dir) if tls_dir else None,
     )

@@ -20,11 +20,13 @@ from onecard.terminal.v1 import terminal_service_pb2, terminal_service_pb2_grpc
 from onecard_hub.api.admin import AdminServicer
 from onecard_hub.api.authorization import AuthorizationServicer
 from onecard_hub.api.errors import ErrorInterceptor
+from onecard_hub.api.identity import Identity
 from onecard_hub.api.terminal import TerminalServicer
 from onecard_hub.config import HubConfig
 from onecard_hub.domain.clock import Clock
 from onecard_hub.hub import Hub
 from onecard_hub.security.keys import HubKeys
+from onecard_hub.security.pki import PkiError, load_server_tls
 from onecard_hub.security.protect import RequestFingerprint
 from onecard_hub.store.sqlite import SqliteStore
 
@@ -50,15 +52,31 @@ class RunningHub:
     port: int
     health: health.aio.HealthServicer
 
+    tls: bool = False
+
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+
+def _server_credentials(config: HubConfig) -> grpc.ServerCredentials | None:
+    """Mutual TLS from the PKI folder: a client must present a certificate the hub's CA issued."""
+    if config.tls_dir is None:
+        return None
+    try:
+        tls = load_server_tls(config.tls_dir)
+    except PkiError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    return grpc.ssl_server_credentials(
+        [(tls.key, tls.cert)], root_certificates=tls.ca_cert, require_client_auth=True
+    )
 
 
 @asynccontextmanager
 async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIterator[RunningHub]:
     """Starts a hub on `config.listen` (port 0 picks a free one); stops it gracefully on exit."""
     clock = clock if clock is not None else config.make_clock()
+    credentials = _server_credentials(config)
     keys = HubKeys.load(config.keys)
     hub = Hub(
         SqliteStore(config.db, synchronous=config.synchronous),
@@ -71,25 +89,33 @@ async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIte
     await hub.start()
     server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=GRPC_OPTIONS)
     fingerprint = RequestFingerprint(keys)
+    identity = Identity(hub, tls=credentials is not None)
     authorization_service_pb2_grpc.add_AuthorizationServiceServicer_to_server(
-        AuthorizationServicer(hub, fingerprint), server
+        AuthorizationServicer(hub, fingerprint, identity), server
     )
-    terminal_service_pb2_grpc.add_TerminalServiceServicer_to_server(TerminalServicer(hub, clock), server)
-    admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(hub, fingerprint), server)
+    terminal_service_pb2_grpc.add_TerminalServiceServicer_to_server(
+        TerminalServicer(hub, clock, identity), server
+    )
+    admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
+        AdminServicer(hub, fingerprint, identity), server
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     try:
-        port = server.add_insecure_port(config.listen)
+        if credentials is None:
+            port = server.add_insecure_port(config.listen)
+        else:
+            port = server.add_secure_port(config.listen, credentials)
     except RuntimeError:
         await hub.stop()
         raise SystemExit(f"error: cannot listen on {config.listen}") from None
     await server.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    running = RunningHub(hub, server, port, health_servicer)
+    running = RunningHub(hub, server, port, health_servicer, tls=credentials is not None)
     try:
         yield running
     finally:
@@ -134,10 +160,16 @@ async def serve(config: HubConfig) -> int:
         gc.freeze()
         collector = loop.create_task(keep_collections_short(), name="gc")
         host = config.listen.rsplit(":", 1)[0]
-        log.warning(
-            "PLAIN TEXT: no TLS, callers name themselves in metadata — for local demos and tests only"
-        )
-        print(f"onecard-hub listening on {host}:{running.port} (plain text)", flush=True)
+        if running.tls:
+            log.info("mutual TLS with the PKI in %s: callers are named by their certificates", config.tls_dir)
+            mode = f"mutual TLS, CA {config.tls_dir}"
+        else:
+            log.warning(
+                "PLAIN TEXT: no TLS, callers name themselves in metadata — for local demos and tests only;"
+                " serve --tls DIR turns on mutual TLS"
+            )
+            mode = "plain text"
+        print(f"onecard-hub listening on {host}:{running.port} ({mode})", flush=True)
         writer_task = running.hub.writer.task
         waiters = [loop.create_task(stop.wait())]
         if writer_task is not None:

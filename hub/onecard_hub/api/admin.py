@@ -7,7 +7,7 @@ import grpc
 from onecard.admin.v1 import admin_service_pb2 as pb
 from onecard.admin.v1 import admin_service_pb2_grpc as pb_grpc
 from onecard_hub.api import convert
-from onecard_hub.api.identity import OPERATOR_HEADER, caller_id
+from onecard_hub.api.identity import Identity
 from onecard_hub.domain.errors import InvalidArgument, NotFound, PermissionDenied
 from onecard_hub.domain.model import Operator, Terminal, TerminalKind
 from onecard_hub.hub import Hub
@@ -47,12 +47,13 @@ def _terminal_row(m: pb.Terminal) -> TerminalRow:
 
 
 class AdminServicer(pb_grpc.AdminServiceServicer):
-    def __init__(self, hub: Hub, fingerprint: RequestFingerprint) -> None:
+    def __init__(self, hub: Hub, fingerprint: RequestFingerprint, identity: Identity) -> None:
         self._hub = hub
         self._fingerprint = fingerprint
+        self._identity = identity
 
     def _operator(self, context: grpc.aio.ServicerContext) -> Operator:
-        return self._hub.operator(caller_id(context, OPERATOR_HEADER))
+        return self._identity.operator(context)
 
     async def RegisterTerminal(
         self, request: pb.RegisterTerminalRequest, context: grpc.aio.ServicerContext

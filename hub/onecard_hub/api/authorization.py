@@ -7,19 +7,20 @@ import grpc
 from onecard.auth.v1 import authorization_service_pb2 as pb
 from onecard.auth.v1 import authorization_service_pb2_grpc as pb_grpc
 from onecard_hub.api import convert
-from onecard_hub.api.identity import TERMINAL_HEADER, caller_id
+from onecard_hub.api.identity import Identity
 from onecard_hub.domain.model import Terminal
 from onecard_hub.hub import Hub
 from onecard_hub.security.protect import RequestFingerprint
 
 
 class AuthorizationServicer(pb_grpc.AuthorizationServiceServicer):
-    def __init__(self, hub: Hub, fingerprint: RequestFingerprint) -> None:
+    def __init__(self, hub: Hub, fingerprint: RequestFingerprint, identity: Identity) -> None:
         self._hub = hub
         self._fingerprint = fingerprint
+        self._identity = identity
 
     def _caller(self, context: grpc.aio.ServicerContext) -> Terminal:
-        return self._hub.terminal(caller_id(context, TERMINAL_HEADER))
+        return self._identity.terminal(context)
 
     async def Authorize(
         self, request: pb.AuthorizeRequest, context: grpc.aio.ServicerContext
