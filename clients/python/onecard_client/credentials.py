@@ -14,6 +14,9 @@ E-card QR token
     token      = "OC1." + b64url(payload) + "." + b64url(MAC) + "." + b64url(signature)
     MAC        = HMAC-SHA256(e-card key, payload)[:16]          (the hub checks this online)
     signature  = Ed25519(issuer signing key, payload)           (terminals check this offline)
+
+E-card app's mint proof (ECardService.MintQrCode)
+    proof      = HMAC-SHA256(e-card key, "mint|" + card_no + "|" + str(requested_ms))
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 __all__ = [
     "CRYPTOGRAM_BYTES",
+    "MINT_PROOF_BYTES",
     "QR_MAX_LIFETIME_MS",
     "QR_PREFIX",
     "MalformedToken",
@@ -34,6 +38,7 @@ __all__ = [
     "chip_cryptogram",
     "derive_card_key",
     "derive_ecard_key",
+    "mint_proof",
     "mint_qr_token",
     "parse_qr_token",
     "qr_mac",
@@ -47,6 +52,7 @@ QR_MAX_LIFETIME_MS = 60_000
 QR_MAC_BYTES = 16
 QR_NONCE_BYTES = 8
 QR_SIGNATURE_BYTES = 64
+MINT_PROOF_BYTES = 32
 _HEADER = struct.Struct(">BQQ8s")
 _MAX_CARD_NO = 32
 
@@ -121,6 +127,11 @@ def mint_qr_token(
     mac = qr_mac(ecard_key, payload)
     signature = signing_key.sign(payload)
     return f"{QR_PREFIX}{_b64(payload)}.{_b64(mac)}.{_b64(signature)}"
+
+
+def mint_proof(ecard_key: bytes, card_no: str, requested_ms: int) -> bytes:
+    """What the e-card app sends with MintQrCode to show it holds the card's e-card key."""
+    return hmac.digest(ecard_key, f"mint|{card_no}|{requested_ms}".encode(), "sha256")
 
 
 def parse_qr_token(text: str) -> QrToken:

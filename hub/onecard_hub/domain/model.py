@@ -106,6 +106,10 @@ class SchoolPolicy:
     pin_max_failures: int = 3
     meal_windows: tuple[MealWindow, ...] = ()
     gate_groups: dict[str, GateGroup] = field(default_factory=dict)
+    # What a terminal may approve on its own while it cannot reach the hub (GetConfig).
+    offline_per_payment_fen: int = 2_000
+    offline_per_card_day_fen: int = 5_000
+    offline_max_stored: int = 5_000
 
 
 @dataclass(slots=True)
@@ -156,6 +160,9 @@ class Card:
     atc: int = 0
     pin_failures: int = 0
     presence: Presence = Presence.UNKNOWN
+    # When the presence last changed, by the hub's clock or an offline record's time (in memory
+    # only: 0 after a restart), so an offline gate record older than a later pass does not undo it.
+    presence_ms: int = 0
 
 
 @dataclass(slots=True)
@@ -168,6 +175,10 @@ class Terminal:
     merchant_id: str = ""
     enabled: bool = True
     merchant_account_id: int = 0
+    # What the last heartbeat said (not part of the registration: equality ignores them).
+    last_seen_ms: int = field(default=0, compare=False)  # hub clock; 0 = never
+    software_version: str = field(default="", compare=False)
+    offline_pending: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

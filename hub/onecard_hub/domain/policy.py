@@ -15,6 +15,8 @@ from onecard_hub.domain.model import (
     TimeWindow,
 )
 
+_DEFAULT = SchoolPolicy()
+
 
 def _minutes(value: int) -> str:
     return f"{value // 60:02d}:{value % 60:02d}"
@@ -81,6 +83,9 @@ def policy_to_json(policy: SchoolPolicy) -> str:
             }
             for g in policy.gate_groups.values()
         },
+        "offline_per_payment_fen": policy.offline_per_payment_fen,
+        "offline_per_card_day_fen": policy.offline_per_card_day_fen,
+        "offline_max_stored": policy.offline_max_stored,
     }
     return json.dumps(doc, ensure_ascii=False, sort_keys=True)
 
@@ -106,4 +111,8 @@ def policy_from_json(text: str) -> SchoolPolicy:
             )
             for name, g in doc["gate_groups"].items()
         },
+        # Policies written before issue 3 have no offline limits: they take the defaults.
+        offline_per_payment_fen=int(doc.get("offline_per_payment_fen", _DEFAULT.offline_per_payment_fen)),
+        offline_per_card_day_fen=int(doc.get("offline_per_card_day_fen", _DEFAULT.offline_per_card_day_fen)),
+        offline_max_stored=int(doc.get("offline_max_stored", _DEFAULT.offline_max_stored)),
     )

@@ -59,6 +59,12 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """PERMISSION_DENIED: this kind of caller may not use this service (a terminal certificate on
     AdminService, an operator certificate on a terminal service, an app outside ECardService).
     """
+    ERROR_REASON_CARD_NOT_ACTIVE: _ErrorReason.ValueType  # 16
+    """FAILED_PRECONDITION: the card's identity function is not active (lost, frozen, replaced,
+    cancelled, not yet enabled), e.g. no e-card code is minted for it.
+    """
+    ERROR_REASON_HOLDER_PROOF_INVALID: _ErrorReason.ValueType  # 17
+    """PERMISSION_DENIED: the e-card app's `proof` does not show that it holds the card's e-card key."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper): ...
 
@@ -95,4 +101,10 @@ ERROR_REASON_CALLER_KIND_NOT_ALLOWED: ErrorReason.ValueType  # 15
 """PERMISSION_DENIED: this kind of caller may not use this service (a terminal certificate on
 AdminService, an operator certificate on a terminal service, an app outside ECardService).
 """
+ERROR_REASON_CARD_NOT_ACTIVE: ErrorReason.ValueType  # 16
+"""FAILED_PRECONDITION: the card's identity function is not active (lost, frozen, replaced,
+cancelled, not yet enabled), e.g. no e-card code is minted for it.
+"""
+ERROR_REASON_HOLDER_PROOF_INVALID: ErrorReason.ValueType  # 17
+"""PERMISSION_DENIED: the e-card app's `proof` does not show that it holds the card's e-card key."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
