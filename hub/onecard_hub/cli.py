@@ -1,4 +1,4 @@
-"""`onecard-hub`: seed a campus, serve the hub."""
+"""`onecard-hub`: seed a campus, serve the hub, run its PKI."""
 
 from __future__ import annotations
 
@@ -68,6 +68,62 @@ def _run_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pki_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("pki", help="the hub's CA, server certificate and client certificates (mutual TLS)")
+    actions = p.add_subparsers(dest="pki_command", required=True)
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--dir", help="PKI folder (default: <keys dir>/pki, from --keys or --db)")
+    where.add_argument("--db", help="database file; the keys folder is beside it (hub.db → hub.keys/)")
+    where.add_argument("--keys", help="keys folder (default: beside --db)")
+    init = actions.add_parser("init", parents=[where], help="create the CA and the server certificate")
+    init.add_argument(
+        "--host", action="append", default=[], help="another DNS name or IP of the hub (repeatable)"
+    )
+    init.add_argument("--force", action="store_true", help="replace an existing CA (its certificates die)")
+    issue = actions.add_parser("issue", parents=[where], help="issue one client certificate")
+    who = issue.add_mutually_exclusive_group(required=True)
+    who.add_argument("--terminal", metavar="ID")
+    who.add_argument("--operator", metavar="ID")
+    who.add_argument("--app", metavar="NAME")
+    actions.add_parser(
+        "issue-all",
+        parents=[where],
+        help="a certificate for every terminal and operator in KEYS/credentials.json, plus app ecard-app",
+    )
+
+
+def _run_pki(args: argparse.Namespace) -> int:
+    from onecard_hub.security import pki
+
+    keys = Path(args.keys) if args.keys else keys_dir_for(args.db) if args.db else None
+    folder = Path(args.dir) if args.dir else keys / "pki" if keys is not None else None
+    if folder is None:
+        print("error: give --dir (or --keys or --db to use <keys dir>/pki)", file=sys.stderr)
+        return 2
+    try:
+        if args.pki_command == "init":
+            server = pki.init_pki(folder, args.host, force=args.force)
+            print(f"CA {folder / pki.CA_CERT}; server certificate {server.cert}")
+        elif args.pki_command == "issue":
+            kind, name = next((k, getattr(args, k)) for k in pki.KINDS if getattr(args, k))
+            issued = pki.issue(folder, kind, name)
+            print(f"{kind} {name}: {issued.cert} and {issued.key}")
+        else:
+            if keys is None:
+                print("error: issue-all needs --keys (or --db): the credentials export", file=sys.stderr)
+                return 2
+            certs = pki.issue_all(folder, keys)
+            counts = {k: sum(1 for c in certs if c.kind == k) for k in pki.KINDS}
+            print(
+                f"{counts['terminal']} terminal, {counts['operator']} operator and {counts['app']} app"
+                f" certificates in {folder}"
+            )
+    except pki.PkiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _run_serve(args: argparse.Namespace) -> int:
     from onecard_hub.server import serve
 
@@ -82,6 +138,14 @@ def _run_serve(args: argparse.Namespace) -> int:
     if not config.keys.is_dir():
         print(f"error: keys folder {config.keys} not found (give --keys)", file=sys.stderr)
         return 2
+    if config.tls_dir is not None:
+        from onecard_hub.security.pki import PkiError, load_server_tls
+
+        try:
+            load_server_tls(config.tls_dir)
+        except PkiError as exc:
+            print(f"error: --tls: {exc}", file=sys.stderr)
+            return 2
     return uvloop.run(serve(config))
 
 
@@ -89,11 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="onecard-hub", description="OneCard Hub: campus card authorization")
     sub = parser.add_subparsers(dest="command", required=True)
     _seed_parser(sub)
+    _pki_parser(sub)
     serve = sub.add_parser("serve", help="serve the hub over gRPC")
     add_serve_flags(serve)
     args = parser.parse_args(argv)
     if args.command == "seed":
         return _run_seed(args)
+    if args.command == "pki":
+        return _run_pki(args)
     return _run_serve(args)
 
 
