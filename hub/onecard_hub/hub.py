@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=Message)
 OUTCOME_NOTHING_TO_REVERSE = 2
 REGISTER_TERMINAL = "RegisterTerminal"
+SET_TERMINAL_ENABLED = "SetTerminalEnabled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,8 +380,59 @@ class Hub:
         await self._commit(key, Entry(REGISTER_TERMINAL, fingerprint, now, body), rows)
         return response
 
+    def terminals_of(self, operator: Operator, school_id: str) -> list[Terminal]:
+        """A school's terminals by id; a province administrator may leave `school_id` empty for all."""
+        if operator.school_id:
+            if not school_id:
+                raise InvalidArgument("school_id", "required for a school's clerk")
+            if school_id != operator.school_id:
+                raise PermissionDenied("school_id: another school than the operator's")
+        if school_id and school_id not in self.campus.schools:
+            raise NotFound("school_id: no such school", field="school_id")
+        found = [t for t in self.campus.terminals.values() if not school_id or t.school_id == school_id]
+        return sorted(found, key=lambda t: t.terminal_id)
+
+    async def set_terminal_enabled(
+        self,
+        operator: Operator,
+        request_id: str,
+        terminal_id: str,
+        enabled: bool,
+        fingerprint: bytes,
+        render: Callable[[Terminal], M],
+        parse: Callable[[bytes], M],
+    ) -> M:
+        """Enables or disables a terminal; answers once the change is durable."""
+        self._healthy()
+        key = (operator.operator_id, request_id)
+        entry = self.registry.get(key)
+        if entry is not None and not entry.tombstone:
+            return await self._replay(entry, SET_TERMINAL_ENABLED, fingerprint, parse)
+        self.writer.check_accepting()
+        terminal = self.campus.terminals.get(terminal_id)
+        if terminal is None:
+            raise NotFound("terminal_id: no such terminal", field="terminal_id")
+        if operator.school_id and operator.school_id != terminal.school_id:
+            raise PermissionDenied("terminal_id: a terminal of another school")
+        terminal.enabled = enabled  # a disabled terminal's next call is refused at once
+        now = self.clock.now_ms()
+        response = render(terminal)
+        body = response.SerializeToString()
+        rows = Batch(
+            requests=[RequestRow(key[0], key[1], SET_TERMINAL_ENABLED, fingerprint, body, now)],
+            terminals=[_terminal_row(terminal)],
+        )
+        await self._commit(key, Entry(SET_TERMINAL_ENABLED, fingerprint, now, body), rows)
+        return response
+
     async def ledger_totals(self) -> LedgerTotals:
         return await self.store.ledger_totals()
+
+
+def _terminal_row(t: Terminal) -> TerminalRow:
+    return TerminalRow(
+        t.terminal_id, t.school_id, int(t.kind), t.location, t.gate_group, t.merchant_id, t.enabled
+    )
 
 
 def _balance_of(undo: Purchase | GatePass | None) -> int:

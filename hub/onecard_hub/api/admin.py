@@ -1,4 +1,4 @@
-"""AdminService: terminal registration and the ledger's trial balance."""
+"""AdminService: the terminal registry (register, list, enable/disable) and the ledger's trial balance."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ MAX_TEXT = 128
 
 
 def _terminal_message(t: Terminal) -> pb.Terminal:
-    return pb.Terminal(
+    message = pb.Terminal(
         terminal_id=t.terminal_id,
         school_id=t.school_id,
         kind=int(t.kind),  # type: ignore[arg-type]
@@ -26,7 +26,12 @@ def _terminal_message(t: Terminal) -> pb.Terminal:
         gate_group=t.gate_group,
         merchant_id=t.merchant_id,
         enabled=t.enabled,
+        software_version=t.software_version,
+        offline_pending=t.offline_pending,
     )
+    if t.last_seen_ms:
+        message.last_seen.FromMilliseconds(t.last_seen_ms)
+    return message
 
 
 def _terminal_row(m: pb.Terminal) -> TerminalRow:
@@ -83,6 +88,31 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         if operator.school_id and operator.school_id != terminal.school_id:
             raise PermissionDenied("terminal_id: a terminal of another school")
         return pb.GetTerminalResponse(terminal=_terminal_message(terminal))
+
+    async def ListTerminals(
+        self, request: pb.ListTerminalsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListTerminalsResponse:
+        operator = self._operator(context)
+        if len(request.school_id) > MAX_TEXT:
+            raise InvalidArgument("school_id", f"at most {MAX_TEXT} characters")
+        terminals = self._hub.terminals_of(operator, request.school_id)
+        return pb.ListTerminalsResponse(terminals=[_terminal_message(t) for t in terminals])
+
+    async def SetTerminalEnabled(
+        self, request: pb.SetTerminalEnabledRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SetTerminalEnabledResponse:
+        operator = self._operator(context)
+        request_id = convert.request_id(request.request_id)
+        terminal_id = convert.request_id(request.terminal_id, "terminal_id")
+        return await self._hub.set_terminal_enabled(
+            operator,
+            request_id,
+            terminal_id,
+            request.enabled,
+            self._fingerprint("SetTerminalEnabled", request.SerializeToString(deterministic=True)),
+            lambda t: pb.SetTerminalEnabledResponse(terminal=_terminal_message(t)),
+            pb.SetTerminalEnabledResponse.FromString,
+        )
 
     async def GetLedgerSummary(
         self, request: pb.GetLedgerSummaryRequest, context: grpc.aio.ServicerContext
