@@ -10,7 +10,9 @@
     ├── ResourceExhaustedError    rate limit or overload: slow down
     ├── UnavailableError          retryable with the same request_id
     ├── DeadlineExceededError
-    └── InternalError             quote `correlation_id` to the hub's operators
+    ├── InternalError             quote `correlation_id` to the hub's operators
+    └── TLSConfigurationError     the TLS handshake failed, or the TLS files cannot be read:
+                                  a configuration to fix, never retried
 
 A raw grpc.RpcError never leaves the SDK.
 """
@@ -21,6 +23,22 @@ from typing import Any
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
+
+__all__ = [
+    "AlreadyExistsError",
+    "DeadlineExceededError",
+    "FailedPreconditionError",
+    "InternalError",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "OneCardError",
+    "PermissionDeniedError",
+    "ResourceExhaustedError",
+    "TLSConfigurationError",
+    "UnauthenticatedError",
+    "UnavailableError",
+    "from_rpc_error",
+]
 
 
 class OneCardError(Exception):
@@ -82,6 +100,16 @@ class DeadlineExceededError(OneCardError):
 
 class InternalError(OneCardError):
     code = grpc.StatusCode.INTERNAL
+
+
+class TLSConfigurationError(OneCardError):
+    """The TLS setup is wrong: a file cannot be read, the hub's certificate is not signed by
+    the configured CA, the hub speaks plain text, or the hub refused this client's certificate.
+
+    The transport reports these as UNAVAILABLE; retrying cannot help, so the SDK does not.
+    """
+
+    code = grpc.StatusCode.UNAVAILABLE
 
 
 _BY_CODE: dict[grpc.StatusCode, type[OneCardError]] = {

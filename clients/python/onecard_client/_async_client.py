@@ -1,0 +1,177 @@
+"""The async clients (grpc.aio): one per kind of caller — terminal, operator, e-card app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+import grpc
+
+from onecard.admin.v1 import admin_service_pb2 as admin_pb
+from onecard.admin.v1 import admin_service_pb2_grpc as admin_grpc
+from onecard.auth.v1 import authorization_service_pb2 as auth_pb
+from onecard.auth.v1 import authorization_service_pb2_grpc as auth_grpc
+from onecard.ecard.v1 import ecard_service_pb2 as ecard_pb
+from onecard.ecard.v1 import ecard_service_pb2_grpc as ecard_grpc
+from onecard.terminal.v1 import terminal_service_pb2 as term_pb
+from onecard.terminal.v1 import terminal_service_pb2_grpc as term_grpc
+from onecard_client import _requests as build
+from onecard_client._channel import (
+    OPERATOR_HEADER,
+    TERMINAL_HEADER,
+    Metadata,
+    identity_metadata,
+    open_aio_channel,
+)
+from onecard_client._config import ClientConfig
+from onecard_client._retry import CallAttempts
+from onecard_client.hub_time import HubTime
+
+R = TypeVar("R")
+Self = TypeVar("Self", bound="_AsyncClient")
+
+
+class _AsyncClient:
+    """One channel, opened once; every call goes through `_call` (deadline, retries, errors)."""
+
+    def __init__(self, config: ClientConfig, header: str, identity: str) -> None:
+        self.config = config
+        self._metadata: Metadata = identity_metadata(config, header, identity)
+        self._channel = open_aio_channel(config)
+
+    async def close(self) -> None:
+        with contextlib.suppress(grpc.RpcError):
+            await self._channel.close()
+
+    async def __aenter__(self: Self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _call(self, method: Callable[..., Awaitable[R]], request: Any, deadline_s: float | None) -> R:
+        timeout = deadline_s if deadline_s is not None else self.config.deadline_s
+        attempts = CallAttempts(self.config, type(request).__name__.removesuffix("Request"))
+        while True:
+            try:
+                return await method(request, timeout=timeout, metadata=self._metadata)
+            except grpc.RpcError as exc:
+                delay = attempts.failed(exc)  # raises the typed error when it is final
+            await asyncio.sleep(delay)
+
+
+class TerminalClient(_AsyncClient):
+    """A terminal's connection: taps, refunds, reversals, balances, clock, configuration,
+    heartbeats and offline uploads. Every method takes an optional `deadline_s`."""
+
+    def __init__(self, terminal_id: str, config: ClientConfig | None = None) -> None:
+        super().__init__(config or ClientConfig(), TERMINAL_HEADER, terminal_id)
+        self.terminal_id = terminal_id
+        self._auth = auth_grpc.AuthorizationServiceStub(self._channel)
+        self._terminal = term_grpc.TerminalServiceStub(self._channel)
+
+    async def authorize(
+        self, request: auth_pb.AuthorizeRequest, *, deadline_s: float | None = None
+    ) -> auth_pb.AuthorizeResponse:
+        return await self._call(self._auth.Authorize, request, deadline_s)
+
+    async def refund(
+        self, request_id: str, original_request_id: str, amount_fen: int, *, deadline_s: float | None = None
+    ) -> auth_pb.RefundResponse:
+        request = build.refund(self.terminal_id, request_id, original_request_id, amount_fen)
+        return await self._call(self._auth.Refund, request, deadline_s)
+
+    async def reverse(
+        self, request_id: str, original_request_id: str, *, deadline_s: float | None = None
+    ) -> auth_pb.ReverseResponse:
+        request = build.reverse(self.terminal_id, request_id, original_request_id)
+        return await self._call(self._auth.Reverse, request, deadline_s)
+
+    async def wallet_balance(
+        self, card_no: str, *, deadline_s: float | None = None
+    ) -> auth_pb.GetWalletBalanceResponse:
+        request = build.wallet_balance(self.terminal_id, card_no)
+        return await self._call(self._auth.GetWalletBalance, request, deadline_s)
+
+    async def upload_offline_batch(
+        self,
+        request_id: str,
+        transactions: Iterable[auth_pb.OfflineTransaction],
+        *,
+        deadline_s: float | None = None,
+    ) -> auth_pb.UploadOfflineBatchResponse:
+        request = build.upload_offline_batch(self.terminal_id, request_id, transactions)
+        return await self._call(self._auth.UploadOfflineBatch, request, deadline_s)
+
+    async def clock(self, *, deadline_s: float | None = None) -> term_pb.GetClockResponse:
+        return await self._call(self._terminal.GetClock, build.clock(self.terminal_id), deadline_s)
+
+    async def hub_time(self, *, deadline_s: float | None = None) -> HubTime:
+        response = await self.clock(deadline_s=deadline_s)
+        return HubTime.from_clock(response.now.ToMilliseconds(), response.speed or 1.0)
+
+    async def get_config(self, *, deadline_s: float | None = None) -> term_pb.GetConfigResponse:
+        return await self._call(self._terminal.GetConfig, build.get_config(self.terminal_id), deadline_s)
+
+    async def heartbeat(
+        self, software_version: str, offline_pending: int = 0, *, deadline_s: float | None = None
+    ) -> term_pb.HeartbeatResponse:
+        request = build.heartbeat(self.terminal_id, software_version, offline_pending)
+        return await self._call(self._terminal.Heartbeat, request, deadline_s)
+
+
+class AdminClient(_AsyncClient):
+    """An operator's connection to the AdminService."""
+
+    def __init__(self, operator_id: str, config: ClientConfig | None = None) -> None:
+        super().__init__(config or ClientConfig(), OPERATOR_HEADER, operator_id)
+        self.operator_id = operator_id
+        self._admin = admin_grpc.AdminServiceStub(self._channel)
+
+    async def register_terminal(
+        self, request_id: str, terminal: admin_pb.Terminal, *, deadline_s: float | None = None
+    ) -> admin_pb.RegisterTerminalResponse:
+        request = build.register_terminal(request_id, terminal)
+        return await self._call(self._admin.RegisterTerminal, request, deadline_s)
+
+    async def get_terminal(
+        self, terminal_id: str, *, deadline_s: float | None = None
+    ) -> admin_pb.GetTerminalResponse:
+        return await self._call(self._admin.GetTerminal, build.get_terminal(terminal_id), deadline_s)
+
+    async def list_terminals(
+        self, school_id: str, *, deadline_s: float | None = None
+    ) -> admin_pb.ListTerminalsResponse:
+        return await self._call(self._admin.ListTerminals, build.list_terminals(school_id), deadline_s)
+
+    async def set_terminal_enabled(
+        self, request_id: str, terminal_id: str, enabled: bool, *, deadline_s: float | None = None
+    ) -> admin_pb.SetTerminalEnabledResponse:
+        request = build.set_terminal_enabled(request_id, terminal_id, enabled)
+        return await self._call(self._admin.SetTerminalEnabled, request, deadline_s)
+
+    async def list_wallet_debts(
+        self, school_id: str, *, deadline_s: float | None = None
+    ) -> admin_pb.ListWalletDebtsResponse:
+        return await self._call(self._admin.ListWalletDebts, build.list_wallet_debts(school_id), deadline_s)
+
+    async def ledger_summary(self, *, deadline_s: float | None = None) -> admin_pb.GetLedgerSummaryResponse:
+        return await self._call(self._admin.GetLedgerSummary, build.ledger_summary(), deadline_s)
+
+
+class ECardClient(_AsyncClient):
+    """The e-card app's connection: QR codes for a card holder. With TLS it presents an app
+    certificate (`TLSConfig.for_app(pki_dir, "ecard-app")`); in plain text it sends no header."""
+
+    def __init__(self, config: ClientConfig | None = None) -> None:
+        super().__init__(config or ClientConfig(), "", "")
+        self._ecard = ecard_grpc.ECardServiceStub(self._channel)
+
+    async def mint_qr_code(
+        self, card_no: str, ecard_key: bytes, hub_ms: int, *, deadline_s: float | None = None
+    ) -> ecard_pb.MintQrCodeResponse:
+        """A fresh QR token for `card_no`; `hub_ms` is the hub's time as the app knows it."""
+        request = build.mint_qr_code(card_no, ecard_key, hub_ms)
+        return await self._call(self._ecard.MintQrCode, request, deadline_s)

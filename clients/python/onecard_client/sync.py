@@ -1,0 +1,15 @@
+"""The blocking clients: the same methods, retry rules and typed errors as the async ones.
+
+from onecard_client import ClientConfig
+from onecard_client.sync import TerminalClient
+
+with TerminalClient("T-001", ClientConfig(target="127.0.0.1:50051")) as terminal:
+    balance = terminal.wallet_balance("JX0001")
+"""
+
+from __future__ import annotations
+
+from onecard_client._config import ClientConfig, RetryConfig, TLSConfig
+from onecard_client._sync_client import AdminClient, ECardClient, TerminalClient
+
+__all__ = ["AdminClient", "ClientConfig", "ECardClient", "RetryConfig", "TLSConfig", "TerminalClient"]
