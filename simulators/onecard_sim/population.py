@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -172,13 +172,24 @@ class Population:
         return self._unusable.get(school_id, [])
 
     def take(
-        self, school_id: str, *, inside: bool | None = None, group: str | None = None
+        self,
+        school_id: str,
+        *,
+        inside: bool | None = None,
+        group: str | None = None,
+        prefer: Callable[[SimStudent], bool] | None = None,
     ) -> SimStudent | None:
         """A free usable student of the school (inside/outside and group when given), now busy.
 
-        None when no free student matches. Give it back with `give_back` after the tap.
+        `prefer` picks among the matching students when one of them satisfies it (e.g. "has not
+        eaten this meal yet"). None when no free student matches. Give it back with `give_back`.
         """
-        return self._take(self.usable(school_id), inside, group)
+        pool = self.usable(school_id)
+        if prefer is not None:
+            student = self._take(pool, inside, group, prefer)
+            if student is not None:
+                return student
+        return self._take(pool, inside, group)
 
     def take_unusable(self, school_id: str) -> SimStudent | None:
         """A free student whose card cannot be approved (lost card, suspended student)."""
@@ -187,13 +198,22 @@ class Population:
     def give_back(self, student: SimStudent) -> None:
         student.busy = False
 
-    def _take(self, pool: list[SimStudent], inside: bool | None, group: str | None) -> SimStudent | None:
+    def _take(
+        self,
+        pool: list[SimStudent],
+        inside: bool | None,
+        group: str | None,
+        prefer: Callable[[SimStudent], bool] | None = None,
+    ) -> SimStudent | None:
         if not pool:
             return None
 
         def fits(s: SimStudent) -> bool:
             return (
-                not s.busy and (inside is None or s.inside == inside) and (group is None or s.group == group)
+                not s.busy
+                and (inside is None or s.inside == inside)
+                and (group is None or s.group == group)
+                and (prefer is None or prefer(s))
             )
 
         for _ in range(_PICK_TRIES):

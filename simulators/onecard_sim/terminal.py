@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from onecard.auth.v1 import authorization_service_pb2 as auth_pb
@@ -21,12 +22,27 @@ from onecard.terminal.v1 import terminal_service_pb2 as term_pb
 from onecard_client import ClientConfig, OneCardError, TerminalClient, TLSConfig
 from onecard_client.campus import TerminalInfo
 from onecard_client.hub_time import HubTime
-from onecard_sim.events import APPROVED, EventSink, TapEvent
+from onecard_client.taps import chip_tap
+from onecard_sim.events import APPROVED, EventSink, TapEvent, UploadEvent
+from onecard_sim.offline import MAX_BATCH, OfflineBook, OfflineRules
+from onecard_sim.population import SimStudent
 
-__all__ = ["SOFTWARE_VERSION", "SimTerminal", "client_config", "outcome_of"]
+__all__ = ["SOFTWARE_VERSION", "SimTerminal", "TapResult", "client_config", "outcome_of"]
 
 SOFTWARE_VERSION = "onecard-sim/0.3"
 _HEARTBEAT_FLOOR_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class TapResult:
+    """What a device reported for one tap, and the hub's answer (None offline or on an error)."""
+
+    event: TapEvent
+    response: auth_pb.AuthorizeResponse | None
+
+    @property
+    def outcome(self) -> str:
+        return self.event.outcome
 
 
 def client_config(
@@ -61,6 +77,7 @@ class SimTerminal:
         deadline_s: float = 2.0,
         software_version: str = SOFTWARE_VERSION,
         heartbeat: bool = True,
+        first_serial: int = 1,
     ) -> None:
         self.info = info
         self.terminal_id = info.terminal_id
@@ -76,6 +93,10 @@ class SimTerminal:
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._run_tag = secrets.token_hex(4)  # request ids of two runs against one hub never collide
         self._ids = itertools.count(1)
+        self.offline = False  # True: decides on local rules and stores (go_offline / go_online)
+        self.book = OfflineBook(first_serial)
+        self.upload_errors = 0
+        self._upload_lock = asyncio.Lock()
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -99,15 +120,12 @@ class SimTerminal:
         config = await self.client.get_config()
         self.config = config
         self.hub_time = HubTime.from_clock(config.clock.now.ToMilliseconds(), config.clock.speed or 1.0)
-        self.on_config(config)
+        self.book.rules = OfflineRules.from_config(config)
         return config
 
-    def on_config(self, config: term_pb.GetConfigResponse) -> None:
-        """Hook for subclasses: a new configuration arrived."""
-
     def offline_pending(self) -> int:
-        """Offline transactions stored and not yet uploaded (the POS overrides it)."""
-        return 0
+        """Offline transactions stored and not yet uploaded."""
+        return len(self.book.stored)
 
     async def heartbeat(self) -> term_pb.HeartbeatResponse:
         """One heartbeat; fetches the configuration again when the hub says it changed."""
@@ -125,8 +143,93 @@ class SimTerminal:
         while True:
             interval = self.config.heartbeat_interval_s if self.config else 0
             await asyncio.sleep(max(_HEARTBEAT_FLOOR_S, float(interval or 30)))
+            if self.offline:
+                continue  # a terminal that lost the hub cannot reach it
             with contextlib.suppress(OneCardError):
                 await self.heartbeat()
+                if self.book.stored:  # an earlier upload failed: try again
+                    await self.upload_stored()
+
+    # -- offline mode ----------------------------------------------------------------------------
+
+    def go_offline(self) -> None:
+        """From now on taps are decided on local rules and stored (see offline.py)."""
+        self.offline = True
+
+    async def go_online(self, batch_size: int = MAX_BATCH) -> list[UploadEvent]:
+        """Back to the hub: fetch the configuration again, then upload what was stored.
+
+        A batch the hub does not answer stays stored (counted in `upload_errors`) and is tried
+        again at the next heartbeat or `go_online`.
+        """
+        self.offline = False
+        with contextlib.suppress(OneCardError):
+            await self.refresh_config()
+        return await self.upload_stored(batch_size)
+
+    async def upload_stored(self, batch_size: int = MAX_BATCH) -> list[UploadEvent]:
+        """Uploads the stored transactions in batches of at most `batch_size`, oldest first."""
+        events: list[UploadEvent] = []
+        async with self._upload_lock:
+            for batch in self.book.pending_batches(batch_size):
+                try:
+                    response = await self.client.upload_offline_batch(self.new_request_id(), batch)
+                except OneCardError:
+                    self.upload_errors += 1
+                    break
+                self.book.mark_uploaded(batch)
+                events.append(self._upload_event(batch, response, reupload=False))
+        return events
+
+    async def reupload_all(self) -> list[UploadEvent]:
+        """Sends every batch already uploaded once more, each with a NEW request_id.
+
+        The hub deduplicates by (terminal, serial), so each answer should count every
+        transaction as a duplicate and move no money (DESIGN §9).
+        """
+        events: list[UploadEvent] = []
+        async with self._upload_lock:
+            for batch in list(self.book.uploaded):
+                try:
+                    response = await self.client.upload_offline_batch(self.new_request_id(), batch)
+                except OneCardError:
+                    self.upload_errors += 1
+                    continue
+                events.append(self._upload_event(batch, response, reupload=True))
+        return events
+
+    def _upload_event(
+        self,
+        batch: list[auth_pb.OfflineTransaction],
+        response: auth_pb.UploadOfflineBatchResponse,
+        *,
+        reupload: bool,
+    ) -> UploadEvent:
+        event = UploadEvent(
+            terminal_id=self.terminal_id,
+            transactions=len(batch),
+            booked=response.booked,
+            duplicates=response.duplicates,
+            rejected=response.rejected,
+            reupload=reupload,
+        )
+        self.sink.upload(event)
+        return event
+
+    def emit_offline(self, scene: str, outcome: str, card_no: str, hub_ms: int) -> TapEvent:
+        """Reports a tap decided on local rules (OFFLINE_APPROVED / OFFLINE_REFUSED)."""
+        event = TapEvent(
+            scene=scene,
+            outcome=outcome,
+            latency_ms=0.0,
+            hub_ms=hub_ms,
+            real_s=time.monotonic(),
+            card_no=card_no,
+            terminal_id=self.terminal_id,
+            offline=True,
+        )
+        self.sink.tap(event)
+        return event
 
     # -- taps ------------------------------------------------------------------------------------
 
@@ -136,6 +239,66 @@ class SimTerminal:
     def now_ms(self) -> int:
         """The hub's time as this terminal knows it (synced at each configuration download)."""
         return self.hub_time.now_ms()
+
+    async def present(
+        self,
+        student: SimStudent,
+        scene: int,
+        *,
+        qr_text: str | None,
+        tap_time_ms: int,
+        amount_fen: int = 0,
+        pin: str = "",
+    ) -> auth_pb.AuthorizeRequest:
+        """The Authorize request for a QR code shown (`qr_text`) or, when None, a chip tap."""
+        if qr_text is None:
+            return chip_tap(
+                student.card,
+                request_id=self.new_request_id(),
+                terminal_id=self.terminal_id,
+                scene=scene,
+                atc=student.next_atc(),
+                tap_time_ms=tap_time_ms,
+                amount_fen=amount_fen,
+                pin=pin,
+            )
+        request = auth_pb.AuthorizeRequest(
+            request_id=self.new_request_id(),
+            terminal_id=self.terminal_id,
+            scene=scene,  # type: ignore[arg-type]
+            amount_fen=amount_fen,
+            pin=pin,
+            qr=auth_pb.QrScan(token=qr_text),
+        )
+        request.tap_time.FromMilliseconds(tap_time_ms)
+        return request
+
+    def store_offline(
+        self, student: SimStudent, scene: int, *, qr_text: str | None, occurred_ms: int, amount_fen: int = 0
+    ) -> bool:
+        """Decides a tap on local rules; an approved one is stored under the next serial."""
+        if self.book.check(student.card_no, amount_fen, occurred_ms, qr_text) is not None:
+            return False
+        chip = None
+        if qr_text is None:  # the chip signs the transaction with tap_time = occurred_at
+            chip = chip_tap(
+                student.card,
+                request_id="offline",
+                terminal_id=self.terminal_id,
+                scene=scene,
+                atc=student.next_atc(),
+                tap_time_ms=occurred_ms,
+                amount_fen=amount_fen,
+            ).chip
+        self.book.record(
+            scene=scene,
+            card_no=student.card_no,
+            amount_fen=amount_fen,
+            occurred_ms=occurred_ms,
+            chip=chip,
+            qr_text=qr_text,
+        )
+        return True
 
     async def send(
         self, request: auth_pb.AuthorizeRequest, scene: str, card_no: str, scheduled_at: float | None
