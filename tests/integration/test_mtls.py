@@ -171,7 +171,7 @@ async def test_the_certificate_wins_over_a_header(tls_hub: RunningHub, pki_dir: 
         assert _reason(caught.value) == "TERMINAL_MISMATCH"
 
 
-async def test_a_valid_certificate_of_an_unknown_terminal_is_unauthenticated(
+async def test_a_valid_certificate_of_an_unknown_caller_is_unauthenticated(
     tls_hub: RunningHub, pki_dir: Path, taps: Campus
 ) -> None:
     issue(pki_dir, "terminal", "ghost-pos-9")
@@ -180,6 +180,13 @@ async def test_a_valid_certificate_of_an_unknown_terminal_is_unauthenticated(
     async with _as(tls_hub, pki_dir, "terminal", "ghost-pos-9") as channel:
         error = await _refused(channel, request, grpc.StatusCode.UNAUTHENTICATED)
     assert _reason(error) == "CALLER_UNKNOWN"
+    issue(pki_dir, "operator", "ghost-clerk")
+    async with _as(tls_hub, pki_dir, "operator", "ghost-clerk") as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await admin_grpc.AdminServiceStub(channel).ListTerminals(
+                admin_pb.ListTerminalsRequest(school_id=taps.school()), timeout=DEADLINE_S
+            )
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 async def test_each_service_admits_its_own_kind_of_caller(
