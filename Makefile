@@ -8,7 +8,7 @@ PY     := $(BIN)/python
 # Re-install when the dependency list changes; repeated runs are then a no-op.
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test check lint fmt protos bench loadtest clean
+.PHONY: venv demo test check lint fmt protos contract-docs bench loadtest clean
 
 venv: $(STAMP)
 
@@ -40,6 +40,7 @@ lint: venv
 	echo "== mypy"; $(BIN)/mypy || failed="$$failed mypy"; \
 	echo "== buf lint"; (cd protos && ../$(BIN)/buf lint) || failed="$$failed buf-lint"; \
 	echo "== stub staleness"; $(PY) scripts/gen_protos.py --check || failed="$$failed stubs"; \
+	echo "== contract docs"; $(PY) scripts/gen_contract_docs.py --check || failed="$$failed contract-docs"; \
 	if [ -n "$$failed" ]; then echo "make lint: FAILED:$$failed" >&2; exit 1; fi; \
 	echo "make lint: all checks passed"
 
@@ -49,6 +50,10 @@ fmt: venv
 
 protos: venv
 	$(PY) scripts/gen_protos.py
+
+# protos/CONTRACT.md from the proto comments, protos/contract_notes.toml and the hub's decline texts.
+contract-docs: venv
+	$(PY) scripts/gen_contract_docs.py
 
 bench: venv
 	$(PY) scripts/bench.py
