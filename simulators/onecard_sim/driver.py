@@ -76,15 +76,12 @@ def merge_arrivals(
     streams: Sequence[Stream], start_ms: int, speed: float, duration_s: float, rng: random.Random
 ) -> Iterator[Arrival]:
     """Every stream's arrivals, in time order (each stream drawn with its own child generator)."""
-    iterators = []
-    for stream in streams:
-        child = random.Random(rng.getrandbits(64))
-        iterators.append(
-            (
-                Arrival(at_s, hub_ms, stream.name)
-                for at_s, hub_ms in poisson_arrivals(stream.rate, start_ms, speed, duration_s, child)
-            )
-        )
+
+    def arrivals_of(stream: Stream, child: random.Random) -> Iterator[Arrival]:
+        for at_s, hub_ms in poisson_arrivals(stream.rate, start_ms, speed, duration_s, child):
+            yield Arrival(at_s, hub_ms, stream.name)
+
+    iterators = [arrivals_of(stream, random.Random(rng.getrandbits(64))) for stream in streams]
     return heapq.merge(*iterators, key=lambda a: a.at_s)
 
 

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
+
 from onecard.auth.v1 import authorization_service_pb2 as auth_pb
 from onecard.terminal.v1 import terminal_service_pb2 as term_pb
 from onecard_client import ClientConfig, OneCardError, TerminalClient, TLSConfig
@@ -101,8 +103,17 @@ class SimTerminal:
     # -- life cycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Downloads the configuration (and the hub's clock) and starts heartbeating."""
-        await self.refresh_config()
+        """Downloads the configuration (and the hub's clock) and starts heartbeating.
+
+        A hub that does not offer GetConfig (UNIMPLEMENTED: older than issue 3) still gives its
+        clock; such a terminal has no local rules, so offline it refuses everything.
+        """
+        try:
+            await self.refresh_config()
+        except OneCardError as error:
+            if error.code != grpc.StatusCode.UNIMPLEMENTED:
+                raise
+            self.hub_time = await self.client.hub_time()
         if self._heartbeat_enabled and self._heartbeat_task is None:
             self._heartbeat_task = asyncio.create_task(
                 self._heartbeat_loop(), name=f"heartbeat {self.terminal_id}"
