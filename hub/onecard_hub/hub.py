@@ -94,6 +94,7 @@ class Hub:
         self.campus = state.campus
         self.registry = state.registry
         self.merchant_accounts = state.merchant_accounts
+        self.offline_book = state.offline  # see offline.py
         self._seq = await self.store.max_seq()
         self.writer.start()
         self._housekeeping = asyncio.get_running_loop().create_task(self._tidy(), name="housekeeping")

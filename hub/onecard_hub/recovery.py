@@ -3,6 +3,8 @@
 The journal is the truth: balances come from the ledger's accounts; counters, PIN
 failures and presence from card_state; today's spending, meal counts, used QR nonces,
 refundable purchases and pending reversals from the requests of the retention window.
+Blocklists come from the cards' statuses; heartbeats from terminal_status; the keys of every
+booked offline record (and the debts they left) from offline_transactions.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from onecard_hub.domain.model import (
     TerminalKind,
     Wallet,
 )
+from onecard_hub.domain.offline import OfflineBook
 from onecard_hub.domain.pii import mask_name
 from onecard_hub.domain.policy import policy_from_json
 from onecard_hub.idempotency import Entry, Registry
@@ -45,6 +48,7 @@ class HotState:
     campus: Campus
     registry: Registry
     merchant_accounts: dict[str, int]
+    offline: OfflineBook
 
 
 def terminal_from_row(row: TerminalRow, merchant_accounts: dict[str, int]) -> Terminal:
@@ -94,9 +98,23 @@ def rebuild(snap: Snapshot, keys: HubKeys, pin_hasher: PinHasher, now_ms: int) -
         campus.terminals[t.terminal_id] = terminal_from_row(t, merchant_accounts)
     for o in snap.operators:
         campus.operators[o.operator_id] = Operator(o.operator_id, o.school_id, o.role)
+    for h in snap.terminal_status:
+        known = campus.terminals.get(h.terminal_id)
+        if known is not None:
+            known.last_seen_ms = h.last_seen_ms
+            known.software_version = h.software_version
+            known.offline_pending = h.offline_pending
+    campus.build_blocklists()
+    today = business_day(now_ms)
+    offline = OfflineBook()
+    for record in snap.offline:
+        offline.remember(record, campus)
+        if record.scene == Scene.CANTEEN_PURCHASE and business_day(record.occurred_ms) == today:
+            wallet = campus.students[record.student_id].wallet
+            wallet.roll_to(today)
+            wallet.spent_today_fen += record.amount_fen
 
     registry = Registry()
-    today = business_day(now_ms)
     for row in snap.requests:
         key = (row.caller, row.request_id)
         entry = Entry(row.method, row.fingerprint, row.created_ms, row.response)
@@ -136,4 +154,4 @@ def rebuild(snap: Snapshot, keys: HubKeys, pin_hasher: PinHasher, now_ms: int) -
             wallet.roll_to(today)
             wallet.spent_today_fen += purchase.amount_fen
             wallet.meal_counts[purchase.meal_window] = wallet.meal_counts.get(purchase.meal_window, 0) + 1
-    return HotState(campus, registry, merchant_accounts)
+    return HotState(campus, registry, merchant_accounts, offline)

@@ -16,9 +16,11 @@ from grpc_reflection.v1alpha import reflection
 
 from onecard.admin.v1 import admin_service_pb2, admin_service_pb2_grpc
 from onecard.auth.v1 import authorization_service_pb2, authorization_service_pb2_grpc
+from onecard.ecard.v1 import ecard_service_pb2, ecard_service_pb2_grpc
 from onecard.terminal.v1 import terminal_service_pb2, terminal_service_pb2_grpc
 from onecard_hub.api.admin import AdminServicer
 from onecard_hub.api.authorization import AuthorizationServicer
+from onecard_hub.api.ecard import ECardServicer
 from onecard_hub.api.errors import ErrorInterceptor
 from onecard_hub.api.identity import Identity
 from onecard_hub.api.terminal import TerminalServicer
@@ -36,9 +38,11 @@ SERVICE_NAMES = (
     authorization_service_pb2.DESCRIPTOR.services_by_name["AuthorizationService"].full_name,
     terminal_service_pb2.DESCRIPTOR.services_by_name["TerminalService"].full_name,
     admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+    ecard_service_pb2.DESCRIPTOR.services_by_name["ECardService"].full_name,
 )
 GRPC_OPTIONS = [
-    ("grpc.max_receive_message_length", 64 * 1024),
+    # An offline batch of 500 e-card records is ≈100 KiB; every other request is far smaller.
+    ("grpc.max_receive_message_length", 256 * 1024),
     ("grpc.keepalive_time_ms", 60_000),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.so_reuseport", 0),
@@ -99,6 +103,7 @@ async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIte
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
         AdminServicer(hub, fingerprint, identity), server
     )
+    ecard_service_pb2_grpc.add_ECardServiceServicer_to_server(ECardServicer(hub, identity), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

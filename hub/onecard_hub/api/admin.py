@@ -6,6 +6,7 @@ import grpc
 
 from onecard.admin.v1 import admin_service_pb2 as pb
 from onecard.admin.v1 import admin_service_pb2_grpc as pb_grpc
+from onecard_hub import offline
 from onecard_hub.api import convert
 from onecard_hub.api.identity import Identity
 from onecard_hub.domain.errors import InvalidArgument, NotFound, PermissionDenied
@@ -125,4 +126,25 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             sum_fen=totals.sum_fen,
             transfer_count=totals.transfer_count,
             totals=[pb.AccountKindTotal(kind=k, accounts=n, balance_fen=b) for k, n, b in totals.by_kind],
+        )
+
+    async def ListWalletDebts(
+        self, request: pb.ListWalletDebtsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListWalletDebtsResponse:
+        operator = self._operator(context)
+        if len(request.school_id) > MAX_TEXT:
+            raise InvalidArgument("school_id", f"at most {MAX_TEXT} characters")
+        debts = offline.wallet_debts(self._hub, operator, request.school_id)
+        return pb.ListWalletDebtsResponse(
+            debts=[
+                pb.WalletDebt(
+                    student_id=d.student.student_id,
+                    holder_name_masked=d.student.name_masked,
+                    card_no=d.card_no,
+                    debt_fen=d.debt_fen,
+                    offline_refs=d.refs,
+                )
+                for d in debts
+            ],
+            total_debt_fen=sum(d.debt_fen for d in debts),
         )

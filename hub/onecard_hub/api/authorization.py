@@ -6,8 +6,10 @@ import grpc
 
 from onecard.auth.v1 import authorization_service_pb2 as pb
 from onecard.auth.v1 import authorization_service_pb2_grpc as pb_grpc
+from onecard_hub import offline
 from onecard_hub.api import convert
 from onecard_hub.api.identity import Identity
+from onecard_hub.api.offline import offline_batch, upload_response
 from onecard_hub.domain.model import Terminal
 from onecard_hub.hub import Hub
 from onecard_hub.security.protect import RequestFingerprint
@@ -75,4 +77,19 @@ class AuthorizationServicer(pb_grpc.AuthorizationServiceServicer):
             holder_name_masked=card.student.name_masked,
             spent_today_fen=wallet.spent_today_fen,
             daily_limit_fen=self._hub.daily_limit_of(card),
+        )
+
+    async def UploadOfflineBatch(
+        self, request: pb.UploadOfflineBatchRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UploadOfflineBatchResponse:
+        terminal = self._caller(context)
+        request_id, transactions = offline_batch(request, terminal, self._hub.clock.now_ms())
+        return await offline.upload_offline_batch(
+            self._hub,
+            terminal,
+            request_id,
+            transactions,
+            self._fingerprint("UploadOfflineBatch", request.SerializeToString(deterministic=True)),
+            upload_response,
+            pb.UploadOfflineBatchResponse.FromString,
         )

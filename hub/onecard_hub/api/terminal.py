@@ -1,4 +1,4 @@
-"""TerminalService: the hub's clock for terminals."""
+"""TerminalService: the hub's clock, a terminal's configuration, and its heartbeat."""
 
 from __future__ import annotations
 
@@ -6,10 +6,63 @@ import grpc
 
 from onecard.terminal.v1 import terminal_service_pb2 as pb
 from onecard.terminal.v1 import terminal_service_pb2_grpc as pb_grpc
+from onecard_hub import fleet
 from onecard_hub.api import convert
 from onecard_hub.api.identity import Identity
 from onecard_hub.domain.clock import TIME_ZONE, Clock, SimulatedClock
+from onecard_hub.domain.errors import InvalidArgument
+from onecard_hub.domain.terminal_config import TerminalConfig
 from onecard_hub.hub import Hub
+
+MAX_SOFTWARE_VERSION = 64
+MAX_OFFLINE_PENDING = 1_000_000
+
+
+def _window(start_min: int, end_min: int) -> pb.TimeWindow:
+    return pb.TimeWindow(start_minute=start_min, end_minute=end_min)
+
+
+def config_message(config: TerminalConfig, clock: pb.GetClockResponse) -> pb.GetConfigResponse:
+    terminal, policy = config.terminal, config.policy
+    response = pb.GetConfigResponse(
+        terminal_id=terminal.terminal_id,
+        school_id=terminal.school_id,
+        kind=int(terminal.kind),
+        location=terminal.location,
+        gate_group=terminal.gate_group,
+        merchant_id=terminal.merchant_id,
+        clock=clock,
+        pin_free_limit_fen=policy.pin_free_limit_fen,
+        daily_limit_fen=policy.daily_limit_fen,
+        pin_max_failures=policy.pin_max_failures,
+        meal_windows=[
+            pb.MealWindow(
+                name=m.name, window=_window(m.window.start_min, m.window.end_min), max_payments=m.max_payments
+            )
+            for m in policy.meal_windows
+        ],
+        offline=pb.OfflineLimits(
+            per_payment_fen=policy.offline_per_payment_fen,
+            per_card_day_fen=policy.offline_per_card_day_fen,
+            max_stored=policy.offline_max_stored,
+        ),
+        blocklist_version=config.blocklist_version,
+        blocked_card_nos=config.blocked_card_nos,
+        ecard_public_key=config.ecard_public_key,
+        config_version=config.config_version,
+        heartbeat_interval_s=config.heartbeat_interval_s,
+    )
+    group = config.gate_group
+    if group is not None:
+        response.anti_passback = pb.AntiPassbackMode.Value(f"ANTI_PASSBACK_MODE_{group.anti_passback.name}")
+        response.gate_windows.extend(
+            pb.GateWindows(
+                student_group=student_group.value,
+                windows=[_window(w.start_min, w.end_min) for w in windows],
+            )
+            for student_group, windows in sorted(group.windows.items())
+        )
+    return response
 
 
 class TerminalServicer(pb_grpc.TerminalServiceServicer):
@@ -18,11 +71,7 @@ class TerminalServicer(pb_grpc.TerminalServiceServicer):
         self._clock = clock
         self._identity = identity
 
-    async def GetClock(
-        self, request: pb.GetClockRequest, context: grpc.aio.ServicerContext
-    ) -> pb.GetClockResponse:
-        terminal = self._identity.terminal(context)
-        convert.same_terminal(request.terminal_id, terminal)
+    def _clock_message(self) -> pb.GetClockResponse:
         response = pb.GetClockResponse(time_zone=TIME_ZONE, speed=1.0)
         response.now.FromMilliseconds(self._clock.now_ms())
         clock = self._clock
@@ -31,4 +80,37 @@ class TerminalServicer(pb_grpc.TerminalServiceServicer):
             response.speed = clock.speed
             response.simulated_start.FromMilliseconds(clock.start_ms)
             response.real_start.FromMilliseconds(clock.real_start_ms)
+        return response
+
+    async def GetClock(
+        self, request: pb.GetClockRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetClockResponse:
+        terminal = self._identity.terminal(context)
+        convert.same_terminal(request.terminal_id, terminal)
+        return self._clock_message()
+
+    async def GetConfig(
+        self, request: pb.GetConfigRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetConfigResponse:
+        terminal = self._identity.terminal(context)
+        convert.same_terminal(request.terminal_id, terminal)
+        return config_message(fleet.config_of(self._hub, terminal), self._clock_message())
+
+    async def Heartbeat(
+        self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext
+    ) -> pb.HeartbeatResponse:
+        terminal = self._identity.terminal(context)
+        convert.same_terminal(request.terminal_id, terminal)
+        version = request.software_version
+        if len(version) > MAX_SOFTWARE_VERSION:
+            raise InvalidArgument("software_version", f"at most {MAX_SOFTWARE_VERSION} characters")
+        if not version.isprintable():
+            raise InvalidArgument("software_version", "printable characters only")
+        if not 0 <= request.offline_pending <= MAX_OFFLINE_PENDING:
+            raise InvalidArgument("offline_pending", f"must be within [0, {MAX_OFFLINE_PENDING}]")
+        answer = await fleet.heartbeat(self._hub, terminal, version, request.offline_pending)
+        response = pb.HeartbeatResponse(
+            config_version=answer.config_version, blocklist_version=answer.blocklist_version
+        )
+        response.now.FromMilliseconds(answer.now_ms)
         return response

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from onecard_client.credentials import QR_MAX_LIFETIME_MS, QrToken, chip_cryptogram, qr_mac
+from onecard_hub.domain.blocklist import Blocklist
 from onecard_hub.domain.clock import business_day, local_minute_of_day
 from onecard_hub.domain.decisions import APPROVED, DeclineReason
 from onecard_hub.domain.errors import FailedPrecondition, PermissionDenied
@@ -132,6 +133,31 @@ class Campus:
         self.operators: dict[str, Operator] = {}
         # card_no + nonce → expiry (ms); a nonce is remembered until its code expires.
         self.used_nonces: dict[bytes, int] = {}
+        # school_id → the cards its terminals must refuse (see domain/blocklist.py).
+        self.blocklists: dict[str, Blocklist] = {}
+
+    # -- card status and the blocklist ---------------------------------------------
+
+    def build_blocklists(self) -> None:
+        """Makes every school's blocklist from the cards' statuses (at start)."""
+        self.blocklists = {school_id: Blocklist() for school_id in self.schools}
+        for card in self.cards.values():
+            self.blocklist(card.student.school_id).update(card.card_no, card.status)
+
+    def blocklist(self, school_id: str) -> Blocklist:
+        found = self.blocklists.get(school_id)
+        if found is None:
+            found = self.blocklists[school_id] = Blocklist()
+        return found
+
+    def set_card_status(self, card_no: str, status: CardStatus) -> Blocklist:
+        """The one way a card's identity status changes (loss report, unlock, replacement, …):
+        the card's school's blocklist follows, and its version changes when the list does."""
+        card = self.cards[card_no]
+        card.status = status
+        blocklist = self.blocklist(card.student.school_id)
+        blocklist.update(card_no, status)
+        return blocklist
 
     # -- the critical path ---------------------------------------------------------
 
@@ -222,6 +248,7 @@ class Campus:
                 return
         result.gate_pass = GatePass(card, card.presence)
         card.presence = Presence.INSIDE if tap.scene is Scene.GATE_ENTRY else Presence.OUTSIDE
+        card.presence_ms = now_ms
         result.card_changed = True
 
     def _purchase(self, card: Card, tap: Tap, now_ms: int, result: TapResult) -> None:

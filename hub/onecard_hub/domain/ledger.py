@@ -25,6 +25,8 @@ class TransferKind(enum.StrEnum):
     PURCHASE = "purchase"  # wallet → merchant
     REFUND = "refund"  # merchant → wallet
     REVERSAL = "reversal"  # 冲正: merchant → wallet, undoing a purchase
+    # wallet → merchant, booked from a terminal's offline upload; may take the wallet below zero
+    OFFLINE_PURCHASE = "offline_purchase"
 
 
 @dataclass(slots=True)

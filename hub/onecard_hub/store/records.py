@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from onecard_hub.domain.ledger import Transfer
+from onecard_hub.domain.offline import OfflineRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,16 @@ class TerminalRow:
     enabled: bool
 
 
+@dataclass(frozen=True, slots=True)
+class TerminalStatusRow:
+    """What a terminal's last heartbeat said."""
+
+    terminal_id: str
+    last_seen_ms: int
+    software_version: str
+    offline_pending: int
+
+
 @dataclass(slots=True)
 class Batch:
     """Everything one group commit writes, in one transaction."""
@@ -62,15 +73,19 @@ class Batch:
     transfers: list[Transfer] = field(default_factory=list)
     card_states: list[CardStateRow] = field(default_factory=list)
     terminals: list[TerminalRow] = field(default_factory=list)
+    terminal_status: list[TerminalStatusRow] = field(default_factory=list)
+    offline: list[OfflineRecord] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.requests) + len(self.terminals)
+        return len(self.requests) + len(self.terminals) + len(self.terminal_status) + len(self.offline)
 
     def extend(self, other: Batch) -> None:
         self.requests.extend(other.requests)
         self.transfers.extend(other.transfers)
         self.card_states.extend(other.card_states)
         self.terminals.extend(other.terminals)
+        self.terminal_status.extend(other.terminal_status)
+        self.offline.extend(other.offline)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +169,8 @@ class Snapshot:
     operators: list[OperatorRow] = field(default_factory=list)
     requests: list[RequestRow] = field(default_factory=list)  # within the retention window
     transfers: list[TransferRow] = field(default_factory=list)  # within the retention window
+    terminal_status: list[TerminalStatusRow] = field(default_factory=list)
+    offline: list[OfflineRecord] = field(default_factory=list)  # booked ones, all of them, in booking order
 
 
 @dataclass(slots=True)

@@ -134,6 +134,36 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT card_no, atc, pin_failures, presence FROM card_state_log
         WHERE entry_id IN (SELECT MAX(entry_id) FROM card_state_log GROUP BY card_no);
     """,
+    # 3: the terminal fleet. Heartbeats (one row per terminal, replaced by each heartbeat), and the
+    # transactions terminals made offline and uploaded later: one row per (terminal, serial), kept
+    # for good, so that a batch uploaded again, even after a restart, books nothing twice. A rejected
+    # record may be booked by a later upload (its row is then replaced); a booked one never changes.
+    """
+    CREATE TABLE terminal_status (
+        terminal_id      TEXT PRIMARY KEY,
+        last_seen_ms     INTEGER NOT NULL,
+        software_version TEXT NOT NULL,
+        offline_pending  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE offline_transactions (
+        terminal_id       TEXT NOT NULL,
+        serial            INTEGER NOT NULL,
+        card_no           TEXT NOT NULL,
+        student_id        TEXT NOT NULL,
+        atc               INTEGER NOT NULL,
+        qr_nonce          BLOB NOT NULL,
+        scene             INTEGER NOT NULL,
+        amount_fen        INTEGER NOT NULL,
+        occurred_ms       INTEGER NOT NULL,
+        booked_ms         INTEGER NOT NULL,
+        outcome           INTEGER NOT NULL,
+        reason            INTEGER NOT NULL,
+        debt_fen          INTEGER NOT NULL,
+        balance_after_fen INTEGER NOT NULL,
+        request_id        TEXT NOT NULL,
+        PRIMARY KEY (terminal_id, serial)
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

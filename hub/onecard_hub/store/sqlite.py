@@ -9,6 +9,7 @@ from typing import Any
 import aiosqlite
 
 from onecard_hub.domain.ledger import Transfer
+from onecard_hub.domain.offline import BOOKED, OfflineRecord
 from onecard_hub.store.records import (
     AccountRow,
     Batch,
@@ -22,6 +23,7 @@ from onecard_hub.store.records import (
     Snapshot,
     StudentRow,
     TerminalRow,
+    TerminalStatusRow,
     TransferRow,
 )
 from onecard_hub.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -59,6 +61,27 @@ _UPSERT_TERMINAL = (
     " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (terminal_id) DO UPDATE SET school_id = excluded.school_id,"
     " kind = excluded.kind, location = excluded.location, gate_group = excluded.gate_group,"
     " merchant_id = excluded.merchant_id, enabled = excluded.enabled"
+)
+
+_UPSERT_TERMINAL_STATUS = (
+    "INSERT INTO terminal_status (terminal_id, last_seen_ms, software_version, offline_pending)"
+    " VALUES (?, ?, ?, ?) ON CONFLICT (terminal_id) DO UPDATE SET last_seen_ms = excluded.last_seen_ms,"
+    " software_version = excluded.software_version, offline_pending = excluded.offline_pending"
+)
+_OFFLINE_COLUMNS = (
+    "terminal_id, serial, card_no, student_id, atc, qr_nonce, scene, amount_fen, occurred_ms, booked_ms,"
+    " outcome, reason, debt_fen, balance_after_fen, request_id"
+)
+# A booked record never changes; a rejected one is replaced when a later upload books it or
+# rejects it again.
+_UPSERT_OFFLINE = (
+    f"INSERT INTO offline_transactions ({_OFFLINE_COLUMNS}) VALUES ({', '.join('?' * 15)})"
+    " ON CONFLICT (terminal_id, serial) DO UPDATE SET card_no = excluded.card_no,"
+    " student_id = excluded.student_id, atc = excluded.atc, qr_nonce = excluded.qr_nonce,"
+    " scene = excluded.scene, amount_fen = excluded.amount_fen, occurred_ms = excluded.occurred_ms,"
+    " booked_ms = excluded.booked_ms, outcome = excluded.outcome, reason = excluded.reason,"
+    " debt_fen = excluded.debt_fen, balance_after_fen = excluded.balance_after_fen,"
+    f" request_id = excluded.request_id WHERE offline_transactions.outcome != {BOOKED}"
 )
 
 
@@ -139,6 +162,16 @@ class SqliteStore:
                 )
             if batch.terminals:
                 await db.executemany(_UPSERT_TERMINAL, [_terminal_params(t) for t in batch.terminals])
+            if batch.terminal_status:
+                await db.executemany(
+                    _UPSERT_TERMINAL_STATUS,
+                    [
+                        (t.terminal_id, t.last_seen_ms, t.software_version, t.offline_pending)
+                        for t in batch.terminal_status
+                    ],
+                )
+            if batch.offline:
+                await db.executemany(_UPSERT_OFFLINE, [_offline_params(o) for o in batch.offline])
             self._since_checkpoint += len(batch.transfers) + len(batch.card_states)
             checkpoint = self._since_checkpoint >= self.checkpoint_rows
             if checkpoint:
@@ -221,6 +254,20 @@ class SqliteStore:
                 "SELECT from_account, to_account, amount_fen, kind, caller, request_id, origin_request_id,"
                 " created_ms FROM transfers WHERE created_ms >= ? ORDER BY transfer_id",
                 (since_ms,),
+            )
+        ]
+        snap.terminal_status = [
+            TerminalStatusRow(*r)
+            for r in await self._all(
+                "SELECT terminal_id, last_seen_ms, software_version, offline_pending FROM terminal_status"
+            )
+        ]
+        snap.offline = [
+            OfflineRecord(*r)
+            for r in await self._all(
+                f"SELECT {_OFFLINE_COLUMNS} FROM offline_transactions WHERE outcome = ?"
+                " ORDER BY booked_ms, rowid",
+                (BOOKED,),
             )
         ]
         return snap
@@ -365,6 +412,26 @@ def _transfer_params(t: Transfer) -> tuple[Any, ...]:
         t.request_id,
         t.origin_request_id,
         t.created_ms,
+    )
+
+
+def _offline_params(o: OfflineRecord) -> tuple[Any, ...]:
+    return (
+        o.terminal_id,
+        o.serial,
+        o.card_no,
+        o.student_id,
+        o.atc,
+        o.qr_nonce,
+        o.scene,
+        o.amount_fen,
+        o.occurred_ms,
+        o.booked_ms,
+        o.outcome,
+        o.reason,
+        o.debt_fen,
+        o.balance_after_fen,
+        o.request_id,
     )
 
 
