@@ -42,10 +42,6 @@ class CallAttempts:
         self._attempt = 1
         self._backoff = config.retry.initial_backoff_s
 
-    @property
-    def attempt(self) -> int:
-        return self._attempt
-
     def failed(self, error: grpc.RpcError) -> float:
         exc = from_rpc_error(error)
         tls = self._config.tls is not None
