@@ -107,10 +107,11 @@ class GateReader(SimTerminal):
             return TapResult(self.emit_offline(name, outcome, student.card_no, hub_ms), None)
         request = await self.present(student, scene, qr_text=qr_text, tap_time_ms=hub_ms)
         response, event = await self.send(request, name, student.card_no, scheduled_at)
-        if event.outcome == APPROVED:
+        if event.outcome == APPROVED or event.outcome == "ANTI_PASSBACK":
+            # Approved: the student moved. Refused for anti-passback: the hub already has the
+            # student on the far side (inside for a refused entry), so agree with it.
             student.inside = entering
-        elif event.outcome == "ANTI_PASSBACK":
-            student.inside = entering  # refused entry: the hub has it inside (and the reverse)
+            student.presence_known = True
         return TapResult(event, response)
 
 
@@ -166,8 +167,8 @@ class GateFleet(Fleet[GateReader]):
         kind = kind or self.rng.choice(MISTAKES)
         if kind == "unusable_card":
             student = self.population.take_unusable(school_id)
-        elif kind == "second_entry":
-            student = self.population.take(school_id, inside=True)
+        elif kind == "second_entry":  # someone the hub knows is inside tries to enter again
+            student = self.population.take(school_id, inside=True, prefer=lambda s: s.presence_known)
         else:
             student = self.population.take(school_id, inside=False)
         if student is None:

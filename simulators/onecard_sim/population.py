@@ -49,6 +49,7 @@ class SimStudent:
     atc: int  # the last counter value the chip used
     inside: bool  # True after an approved entry: the next gate pass is an exit
     busy: bool = False  # lent to a tap in flight
+    presence_known: bool = False  # the hub confirmed `inside` (an approved pass or an anti-passback refusal)
     meals: dict[str, int] = field(default_factory=dict)  # meal key ("2026-11-24/lunch") → purchases
 
     @property
