@@ -100,7 +100,11 @@ async function main(argv) {
 
   const contract = loadContract();
   const terminals = new contract.TerminalService(opts.target, channel.credentials, channel.options);
-  const authorization = new contract.AuthorizationService(opts.target, channel.credentials, channel.options);
+  // One channel (one HTTP/2 connection) for both services, made once.
+  const authorization = new contract.AuthorizationService(opts.target, channel.credentials, {
+    ...channel.options,
+    channelOverride: terminals.getChannel(),
+  });
   try {
     // 1. The hub's clock: taps are stamped with the hub's business time, not the local clock.
     const clock = await call(terminals, 'GetClock', { terminal_id: terminal.terminal_id }, channel.metadata, deadlineMs);
@@ -154,8 +158,7 @@ async function main(argv) {
     }
     return 1;
   } finally {
-    terminals.close();
-    authorization.close();
+    terminals.close(); // closes the shared channel
   }
 }
 
