@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import shutil
 from pathlib import Path
 
 import pytest
@@ -352,3 +353,30 @@ async def test_bad_input_names_the_field_and_writes_nothing(
         "good", [chip_record(card, pos.terminal_id, 1, BUY, 5, clock.now_ms(), 100)]
     )
     assert good.booked == 1
+
+
+async def test_a_crash_after_the_answer_loses_nothing(
+    campus_dir: Path, tmp_path: Path, clock: ManualClock
+) -> None:
+    """The files as a kill -9 leaves them (committed WAL, no checkpoint, no clean stop) rebuild it all."""
+    creds = CampusCredentials.load(campus_dir / "hub.keys")
+    c = Campus(creds, clock, "")
+    card, pos = c.card(), c.pos()
+    batch = [chip_record(card, pos.terminal_id, 1, BUY, 8, clock.now_ms() - MINUTE, 60_000)]
+    crashed = tmp_path / "crashed"
+    async with running_hub(hub_config(campus_dir), clock) as running:
+        async with TerminalClient(pos.terminal_id, ClientConfig(target=running.target)) as client:
+            first = await client.upload_offline_batch("crash-1", batch)
+            balance = (await client.wallet_balance(card.card_no)).balance_fen
+        crashed.mkdir()
+        shutil.copytree(campus_dir / "hub.keys", crashed / "hub.keys")
+        for suffix in ("", "-wal"):
+            shutil.copy(campus_dir / f"hub.db{suffix}", crashed / f"hub.db{suffix}")
+    assert first.results[0].debt_fen == 10_000
+    async with (
+        running_hub(hub_config(crashed), clock) as running,
+        TerminalClient(pos.terminal_id, ClientConfig(target=running.target)) as client,
+    ):
+        assert (await client.wallet_balance(card.card_no)).balance_fen == balance == -10_000
+        assert (await client.upload_offline_batch("crash-2", batch)).duplicates == 1
+        assert await ledger_sum(running.target) == 0
