@@ -14,8 +14,8 @@ from onecard_hub.domain.clock import ManualClock
 from onecard_hub.server import RunningHub, running_hub
 from onecard_sim.events import APPROVED, CANTEEN_PURCHASE, GATE_ENTRY, OFFLINE_APPROVED, OFFLINE_REFUSED
 from onecard_sim.gate import GateReader
-from onecard_sim.pos import CanteenPos
 from onecard_sim.population import ECardApp, Population, SimStudent
+from onecard_sim.pos import CanteenPos
 from onecard_sim.progress import Tally
 from tests.conftest import hub_config, set_policy
 
