@@ -1,0 +1,123 @@
+"""The scenarios `onecard-sim scenario NAME` knows: which stretch of which day, which devices, which faults.
+
+A scenario is data: the runner (`runner.py`) plays any of them. The simulated day is a fixed Tuesday, so
+the same seed gives the same campus *and* the same business day (meal windows, daily limits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+__all__ = [
+    "CST",
+    "NOT_BUILT",
+    "SCENARIOS",
+    "SIMULATED_DAY",
+    "OfflinePlan",
+    "ScenarioSpec",
+    "UnknownScenario",
+    "lookup",
+]
+
+CST = timezone(timedelta(hours=8), "Asia/Shanghai")  # business time
+# A Tuesday in term time (2026-11-24); every scenario plays a stretch of it.
+SIMULATED_DAY = datetime(2026, 11, 24, tzinfo=CST)
+
+
+@dataclass(frozen=True)
+class OfflinePlan:
+    """A share of the canteen POS loses the hub between two points of the scenario (fractions of it)."""
+
+    pos_share: float = 0.5
+    start_at: float = 0.3
+    end_at: float = 0.6
+    reupload_all: bool = True  # after coming back, every stored batch is uploaded a second time
+
+
+@dataclass(frozen=True)
+class ScenarioSpec:
+    name: str
+    summary: str
+    start: str  # local time of day (CST) the simulated stretch starts, "11:00"
+    end: str  # and ends, "13:00"
+    default_duration_s: float = 60.0
+    gates: bool = True
+    canteen: bool = True
+    # Curves of onecard_sim.curves by name (scenarios/traffic.py CURVES).
+    gate_curve: str = "class_changes"
+    canteen_curve: str = "meal_rush"
+    # Shares of the usable students: who pass a gate (half in, half out; in the morning: of those
+    # outside, who come in), who eat, and (morning) who go out again.
+    gate_share: float = 0.3
+    canteen_share: float = 0.9
+    exit_share: float = 0.0
+    offline: OfflinePlan | None = None
+    # Outcomes "ERROR_<code>" the scenario provokes on purpose; any other error is a violation.
+    expected_errors: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def start_at(self) -> datetime:
+        hours, minutes = self.start.split(":")
+        return SIMULATED_DAY + timedelta(hours=int(hours), minutes=int(minutes))
+
+    @property
+    def simulated_s(self) -> float:
+        hours, minutes = self.end.split(":")
+        end = SIMULATED_DAY + timedelta(hours=int(hours), minutes=int(minutes))
+        return (end - self.start_at).total_seconds()
+
+    def clock_speed(self, duration_s: float) -> float:
+        """How much faster than real time the hub's clock runs to fit the stretch into `duration_s`."""
+        return self.simulated_s / duration_s
+
+
+SCENARIOS: dict[str, ScenarioSpec] = {
+    spec.name: spec
+    for spec in (
+        ScenarioSpec(
+            name="meal-rush",
+            summary="lunch 11:00–13:00: canteen POS in every school, some gate traffic",
+            start="11:00",
+            end="13:00",
+        ),
+        ScenarioSpec(
+            name="morning-gates",
+            summary="06:30–08:30: students come in through the gates, a few go out, a few make mistakes",
+            start="06:30",
+            end="08:30",
+            canteen=False,
+            gate_curve="morning_entries",
+            gate_share=0.95,
+            canteen_share=0.0,
+            exit_share=0.05,
+        ),
+        ScenarioSpec(
+            name="offline-canteen",
+            summary="lunch 11:00–13:00; mid-rush half the canteen POS lose the hub, work offline, "
+            "come back, upload, then upload every batch a second time",
+            start="11:00",
+            end="13:00",
+            offline=OfflinePlan(),
+        ),
+    )
+}
+
+# Names later work fills in; asking for one says so and exits 2.
+NOT_BUILT: dict[str, str] = {
+    "lost-card-mid-rush": "needs the card-office loss report (挂失) during a rush (issue 4)",
+    "exam-day": "needs exam sessions and check-in tablets (exam management)",
+    "bank-outage": "needs the bank simulator and top-ups (圈存) through it",
+}
+
+
+class UnknownScenario(LookupError):
+    """No scenario of that name; the message lists the ones there are."""
+
+
+def lookup(name: str) -> ScenarioSpec:
+    if name in SCENARIOS:
+        return SCENARIOS[name]
+    built = ", ".join(SCENARIOS)
+    later = ", ".join(NOT_BUILT)
+    raise UnknownScenario(f"unknown scenario {name!r}; scenarios: {built} (not built yet: {later})")

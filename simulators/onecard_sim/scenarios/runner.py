@@ -1,0 +1,375 @@
+"""Plays one scenario: a hub (its own, or `--hub`), a simulated campus, the traffic, the faults, then
+the report, the chart and the summary (DESIGN §10).
+
+    options = RunOptions(spec=lookup("meal-rush"), duration_s=15, seed=7, out=Path("out"))
+    report = await run_scenario(options, Console())
+
+Its own hub runs on a simulated clock that starts a little *before* the scenario's stretch (so that
+starting the hub and the terminals does not eat into it); the traffic starts when the hub's clock
+reaches the stretch, and lasts `duration_s` real seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from onecard.admin.v1 import admin_service_pb2 as admin_pb
+from onecard_client import AdminClient, ClientConfig, ECardClient, TLSConfig
+from onecard_client.campus import CampusCredentials
+from onecard_client.hub_time import HubTime
+from onecard_sim.driver import DriverStats, OpenLoopDriver
+from onecard_sim.events import TapEvent, UploadEvent
+from onecard_sim.fleet import Fleet
+from onecard_sim.gate import GateFleet, GateReader
+from onecard_sim.population import ECardApp, Population, wallclock_floor
+from onecard_sim.pos import CanteenFleet, CanteenPos
+from onecard_sim.scenarios.catalog import OfflinePlan, ScenarioSpec
+from onecard_sim.scenarios.chart import write_chart
+from onecard_sim.scenarios.collector import Collector
+from onecard_sim.scenarios.invariants import CardFacts, LedgerTotals, RunFacts, check
+from onecard_sim.scenarios.live import LiveProgress
+from onecard_sim.scenarios.local_hub import CampusSize, LocalHub
+from onecard_sim.scenarios.report import Report, print_summary, write_report
+from onecard_sim.scenarios.traffic import plan_traffic
+
+__all__ = ["APP_NAME", "RunOptions", "run_scenario"]
+
+APP_NAME = "ecard-app"  # the e-card app's certificate in the PKI folder
+LEAD_S = 3.0  # real seconds the hub's clock runs before the stretch starts (hub and terminals start)
+MAX_IN_FLIGHT = 128
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    spec: ScenarioSpec
+    duration_s: float
+    seed: int
+    out: Path
+    size: CampusSize = field(default_factory=CampusSize)
+    hub: str = ""  # HOST:PORT of a running hub; empty: start one
+    keys: Path | None = None  # the running hub's keys folder (credentials export, pki/)
+    tls: bool = False
+    live: bool = True  # live progress when the console is a terminal
+
+
+@dataclass
+class _Hub:
+    target: str
+    keys: Path
+    pki: Path | None
+    local: LocalHub | None = None
+
+
+class _Forward:
+    """An EventSink that forwards to the collector once it is set (the stretch has started)."""
+
+    def __init__(self) -> None:
+        self.target: Collector | None = None
+
+    def tap(self, event: TapEvent) -> None:
+        if self.target is not None:
+            self.target.tap(event)
+
+    def upload(self, event: UploadEvent) -> None:
+        if self.target is not None:
+            self.target.upload(event)
+
+
+@dataclass
+class _Fleets:
+    population: Population
+    minter: ECardClient
+    sink: _Forward
+    gates: GateFleet | None = None
+    canteens: CanteenFleet | None = None
+    all: list[Fleet[Any]] = field(default_factory=list)
+
+    @property
+    def hub_time(self) -> HubTime:
+        return self.all[0].terminals[0].hub_time
+
+
+async def run_scenario(options: RunOptions, console: Console) -> Report:
+    """Runs the scenario and writes report.json and chart.png into `options.out`; returns the report."""
+    spec = options.spec
+    options.out.mkdir(parents=True, exist_ok=True)
+    async with _hub(options) as hub:
+        campus = await asyncio.to_thread(CampusCredentials.load, hub.keys)
+        fleets = await _build_fleets(options, hub, campus)
+        try:
+            await asyncio.gather(*(fleet.start() for fleet in fleets.all))
+            async with _admin(hub, campus) as admin:
+                hub_time = fleets.hub_time
+                start_ms = await _wait_for_stretch(options, hub, hub_time, console)
+                speed = hub_time.speed
+                simulated_s = options.duration_s * speed
+                collector = Collector(start_ms, simulated_s)
+                fleets.sink.target = collector  # from now on every event counts
+                before = _totals(await admin.ledger_summary())
+                plan = plan_traffic(
+                    spec,
+                    fleets.population,
+                    gates=fleets.gates,
+                    canteens=fleets.canteens,
+                    start_ms=start_ms,
+                    simulated_s=simulated_s,
+                    duration_s=options.duration_s,
+                )
+                driver = OpenLoopDriver(hub_time, max_in_flight=MAX_IN_FLIGHT)
+                faults = _offline_faults(spec.offline, fleets.canteens, options)
+                title = f"{spec.name} → {hub.target}" + (" (mTLS)" if hub.pki else " (plain text)")
+                live = LiveProgress(collector, hub_time, options.duration_s, title, console)
+                with live.showing(options.live):
+                    fault_task = asyncio.create_task(faults) if faults is not None else None
+                    stats = await driver.run(plan.streams, options.duration_s, options.seed)
+                    if fault_task is not None:
+                        await fault_task
+                await _settle_offline(fleets.canteens)
+                after = _totals(await admin.ledger_summary())
+        finally:
+            await asyncio.gather(*(fleet.stop() for fleet in fleets.all), return_exceptions=True)
+            await fleets.minter.close()
+        hub_exit = await hub.local.stop() if hub.local is not None else 0
+
+    facts = _facts(spec, collector, campus, before, after, fleets.canteens)
+    violations = check(facts)
+    if hub_exit not in (0, None):
+        violations.append(f"the hub exited with status {hub_exit} when asked to stop (SIGTERM)")
+    if stats.errors:
+        violations.append(f"{stats.errors} simulated arrival(s) failed inside the simulator (a bug)")
+    report = Report(
+        scenario=spec.name,
+        seed=options.seed,
+        duration_s=options.duration_s,
+        simulated_s=simulated_s,
+        taps=dict(collector.taps),
+        decisions=dict(collector.decisions),
+        latency_ms=collector.latency_summary(),
+        uploaded=collector.uploads.uploaded,
+        reuploaded=collector.uploads.reuploaded,
+        duplicates_applied=collector.uploads.duplicates_applied,
+        ledger_sum_fen=after.sum_fen,
+        violations=violations,
+    )
+    files = {
+        "report": write_report(report, options.out),
+        "chart": await asyncio.to_thread(
+            write_chart,
+            collector,
+            options.out / "chart.png",
+            title=f"{spec.name} · seed {options.seed} · {options.duration_s:g} s real",
+            speed=speed,
+        ),
+    }
+    if hub.local is not None:
+        files["hub log"] = hub.local.log_path
+    _print_driver_notes(stats, plan.expected, console)
+    print_summary(report, console, files)
+    return report
+
+
+# -- the hub ---------------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _hub(options: RunOptions) -> AsyncIterator[_Hub]:
+    if options.hub:
+        if options.keys is None:
+            raise ValueError("--hub needs --keys (the keys folder of the hub's campus)")
+        pki = options.keys / "pki" if options.tls else None
+        yield _Hub(options.hub, options.keys, pki)
+        return
+    spec = options.spec
+    speed = spec.clock_speed(options.duration_s)
+    local = LocalHub(
+        size=options.size,
+        seed=options.seed,
+        clock_start=spec.start_at - timedelta(seconds=LEAD_S * speed),
+        clock_speed=speed,
+        log_path=options.out / "hub.log",
+        tls=options.tls,
+    )
+    async with local:
+        yield _Hub(local.target, local.keys, local.pki, local)
+
+
+def _config(hub: _Hub, tls: TLSConfig | None) -> ClientConfig:
+    return ClientConfig(target=hub.target, tls=tls)
+
+
+@contextlib.asynccontextmanager
+async def _admin(hub: _Hub, campus: CampusCredentials) -> AsyncIterator[AdminClient]:
+    """An operator's client for the ledger summary: the province administrator when there is one."""
+    operators = campus.operators
+    operator = "province-admin" if "province-admin" in operators else operators[0]
+    tls = TLSConfig.for_operator(hub.pki, operator) if hub.pki else None
+    async with AdminClient(operator, _config(hub, tls)) as admin:
+        yield admin
+
+
+async def _wait_for_stretch(options: RunOptions, hub: _Hub, hub_time: HubTime, console: Console) -> int:
+    """Waits until the hub's clock reaches the stretch (own hub); returns the stretch's start, hub ms."""
+    now = hub_time.now_ms()
+    if hub.local is None:
+        return now  # a running hub: play whatever time it shows
+    start_ms = int(options.spec.start_at.timestamp() * 1000)
+    wait_s = (start_ms - now) / 1000 / hub_time.speed
+    if wait_s > 0:
+        await asyncio.sleep(wait_s)
+    elif wait_s < -0.5:
+        console.print(f"[yellow]note:[/] the hub started late; the stretch begins {-wait_s:.1f} s late")
+    return start_ms
+
+
+# -- the devices -----------------------------------------------------------------------------------
+
+
+async def _build_fleets(options: RunOptions, hub: _Hub, campus: CampusCredentials) -> _Fleets:
+    spec = options.spec
+    external = hub.local is None
+    population = Population.load(
+        hub.keys, None, options.seed, atc_floor=wallclock_floor() if external else 0, campus=campus
+    )
+    app_tls = TLSConfig.for_app(hub.pki, APP_NAME) if hub.pki else None
+    minter = ECardClient(_config(hub, app_tls))
+    ecard = ECardApp(campus, minter)
+    sink = _Forward()
+    common: dict[str, Any] = {
+        "target": hub.target,
+        "sink": sink,
+        "ecard": ecard,
+        "pki_dir": hub.pki,
+        # Against a hub that saw earlier runs, serials must never repeat one already uploaded.
+        "first_serial": wallclock_floor() * 1_000 if external else 1,
+    }
+    fleets = _Fleets(population, minter, sink)
+    seed = options.seed * 1_000
+    if spec.gates:
+        readers = [
+            GateReader(info, seed=seed + i, **common)
+            for i, info in enumerate(t for t in campus.terminals if t.kind == "gate")
+        ]
+        if readers:
+            fleets.gates = GateFleet(readers, population, seed=options.seed)
+            fleets.all.append(fleets.gates)
+    if spec.canteen:
+        tills = [
+            CanteenPos(info, seed=seed + 500 + i, **common)
+            for i, info in enumerate(t for t in campus.terminals if t.kind == "canteen_pos")
+        ]
+        if tills:
+            fleets.canteens = CanteenFleet(tills, population, seed=options.seed + 1)
+            fleets.all.append(fleets.canteens)
+    if not fleets.all:
+        await minter.close()
+        raise ValueError(f"the campus has no terminal that scenario {spec.name} uses")
+    return fleets
+
+
+# -- offline faults --------------------------------------------------------------------------------
+
+
+def _offline_faults(plan: OfflinePlan | None, canteens: CanteenFleet | None, options: RunOptions) -> Any:
+    """The coroutine that sends a share of the POS offline and back, or None when there is none."""
+    if plan is None or canteens is None:
+        return None
+    rng = random.Random(options.seed)
+    chosen: list[CanteenPos] = []
+    by_school: dict[str, list[CanteenPos]] = {}
+    for pos in canteens.terminals:
+        by_school.setdefault(pos.info.school_id, []).append(pos)
+    for tills in by_school.values():
+        count = max(1, round(plan.pos_share * len(tills)))
+        chosen.extend(rng.sample(tills, min(count, len(tills))))
+    offline = Fleet(chosen)
+
+    async def play() -> None:
+        await asyncio.sleep(plan.start_at * options.duration_s)
+        offline.go_offline()
+        await asyncio.sleep((plan.end_at - plan.start_at) * options.duration_s)
+        await offline.go_online()
+        if plan.reupload_all:
+            await offline.reupload_all()
+
+    return play()
+
+
+async def _settle_offline(canteens: CanteenFleet | None) -> None:
+    """After the traffic: anything still offline or stored is brought online and uploaded."""
+    if canteens is None:
+        return
+    for pos in canteens.terminals:
+        if pos.offline:
+            await pos.go_online()
+        elif pos.offline_pending():
+            await pos.upload_stored()
+
+
+# -- facts and notes -------------------------------------------------------------------------------
+
+
+def _totals(summary: admin_pb.GetLedgerSummaryResponse) -> LedgerTotals:
+    return LedgerTotals(summary.sum_fen, {t.kind: t.balance_fen for t in summary.totals})
+
+
+def _facts(
+    spec: ScenarioSpec,
+    collector: Collector,
+    campus: CampusCredentials,
+    before: LedgerTotals,
+    after: LedgerTotals,
+    canteens: CanteenFleet | None,
+) -> RunFacts:
+    uploads = collector.uploads
+    return RunFacts(
+        decisions=collector.decisions,
+        ledger_before=before,
+        ledger_after=after,
+        cards={c.card_no: CardFacts(c.status, c.enrollment) for c in campus.cards},
+        approvals=collector.approved_cards,
+        offline_approvals=collector.offline_approved_cards,
+        expected_errors=spec.expected_errors,
+        offline_stored=collector.offline_stored,
+        uploaded=uploads.uploaded,
+        booked=uploads.booked,
+        rejected=uploads.rejected,
+        duplicates=uploads.duplicates,
+        reuploaded=uploads.reuploaded,
+        duplicates_applied=uploads.duplicates_applied,
+        device_net_purchases_fen=_device_net(collector, canteens),
+    )
+
+
+def _device_net(collector: Collector, canteens: CanteenFleet | None) -> int | None:
+    """Approved purchases − refunds as the POS saw them; None when some outcome is unknown to them."""
+    if canteens is None:
+        return 0
+    counters = canteens.counters()
+    uncertain = (
+        any(name.startswith("ERROR_") for name in collector.decisions)
+        or collector.uploads.rejected
+        or counters["refund_errors"]
+        or counters["reversals"]
+        or counters["reversal_errors"]
+    )
+    if uncertain:
+        return None
+    return counters["approved_fen"] + counters["offline_fen"] - counters["refunded_fen"]
+
+
+def _print_driver_notes(stats: DriverStats, expected: dict[str, int], console: Console) -> None:
+    planned = ", ".join(f"{name} ≈{count}" for name, count in expected.items()) or "nothing"
+    console.print(
+        f"arrivals planned {planned}; scheduled {stats.scheduled}, dropped {stats.dropped} "
+        f"(backlog full), late starts {stats.late_starts}",
+        highlight=False,
+    )
