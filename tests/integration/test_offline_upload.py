@@ -234,7 +234,7 @@ async def test_overspending_leaves_a_debt_listed_for_the_card_office(
     assert [(r.outcome, r.debt_fen) for r in response.results] == [
         (BOOKED, 0),
         (BOOKED, 2_000),
-        (BOOKED, 500),
+        (BOOKED, 2_500),
     ]
     assert (await client.wallet_balance(card.card_no)).balance_fen == -2_500
     school = campus.school()

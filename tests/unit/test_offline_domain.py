@@ -79,7 +79,7 @@ def test_debt_is_what_the_wallet_could_not_cover_and_the_ledger_balances() -> No
     assert [(r.outcome, r.debt_fen) for r in booking.results] == [
         (OfflineOutcome.BOOKED, 0),
         (OfflineOutcome.BOOKED, 200),
-        (OfflineOutcome.BOOKED, 300),
+        (OfflineOutcome.BOOKED, 500),
     ]
     assert card.student.wallet.balance_fen == -500
     assert campus.ledger.total_fen() == 0

@@ -14,8 +14,9 @@ An uploaded transaction is a record of what already happened, not a request. So:
 - an unknown card, a credential that does not check out, or a card of another school is
   REJECTED with a reason: nothing is booked, and a later upload of that serial is checked again;
 - a purchase moves the money wallet → merchant even when the wallet cannot cover it: the
-  wallet goes below zero, and what it could not cover is the debt (`debt_fen`), listed for the
-  card office with the records that caused it (AdminService.ListWalletDebts);
+  wallet goes below zero: that is the debt. A result's `debt_fen` is how far below zero the wallet
+  is after that purchase; the card office sees each wallet's debt with the records that caused it
+  (AdminService.ListWalletDebts);
 - a gate pass updates the card's presence, unless the hub has seen a later pass already.
 
 A record made with a card that was blocked (lost, frozen, …), or of a student who is not
@@ -306,7 +307,7 @@ def _apply(
     if business_day(tx.occurred_ms) == wallet.day:
         wallet.spent_today_fen += tx.amount_fen
     after = wallet.balance_fen
-    return min(tx.amount_fen, max(0, -after)), after
+    return max(0, -after), after
 
 
 def _record(
