@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -215,7 +216,7 @@ async def _simulate(args: argparse.Namespace, kind: str) -> int:
         _remove_signal_handlers()
         await fleet.stop()
         await minter.close()
-    console.print(tally.table(title, _status(fleet)))
+    console.print(tally.table(title, _status(fleet), _extra(fleet)))
     console.print(
         f"scheduled {stats.scheduled}, completed {stats.completed}, dropped {stats.dropped}, "
         f"late starts {stats.late_starts}, action errors {stats.errors}; "
@@ -239,6 +240,19 @@ def _share(value: float | None, default: float) -> float:
     return share
 
 
+def _extra(fleet: Fleet[Any]) -> dict[str, Counter[str]]:
+    """Offline refusals by local rule, mistakes made at the gates, refunds and reversals at the POS."""
+    refusals: Counter[str] = Counter()
+    for terminal in fleet.terminals:
+        refusals.update(terminal.book.refusals)
+    extra = {"offline refused": refusals}
+    if isinstance(fleet, GateFleet):
+        extra["mistakes"] = fleet.mistakes
+    if isinstance(fleet, CanteenFleet):
+        extra["POS"] = fleet.counters()
+    return extra
+
+
 def _status(fleet: Fleet[Any]) -> str:
     state = "OFFLINE" if fleet.offline else "online"
     return f"{state} · stored offline, not yet uploaded: {fleet.offline_pending()}"
@@ -246,7 +260,7 @@ def _status(fleet: Fleet[Any]) -> str:
 
 async def _refresh(live: Any, tally: Tally, title: str, fleet: Fleet[Any]) -> None:
     while True:
-        live.update(tally.table(title, _status(fleet)))
+        live.update(tally.table(title, _status(fleet), _extra(fleet)))
         await asyncio.sleep(0.25)
 
 

@@ -54,7 +54,9 @@ class Tally:
             return 0.0
         return values[max(1, math.ceil(share * len(values))) - 1]
 
-    def table(self, title: str, status: str = "") -> Table:
+    def table(self, title: str, status: str = "", extra: dict[str, Counter[str]] | None = None) -> Table:
+        """The live table: taps and latency per scene, outcomes, uploads, and `extra` rows."""
+        extra = extra or {}
         table = Table(title=title, caption=status or None, expand=False)
         table.add_column("scene")
         table.add_column("taps", justify="right")
@@ -69,7 +71,20 @@ class Tally:
             )
         outcomes = ", ".join(f"{name} {count}" for name, count in self.outcomes.most_common(8))
         table.add_row("outcomes", outcomes or "-", "", "")
-        if self.uploads:
-            uploads = ", ".join(f"{name} {count}" for name, count in sorted(self.uploads.items()))
-            table.add_row("uploads", uploads, "", "")
+        for prefix, label in (("", "uploads"), ("re", "re-uploads")):
+            if self.uploads[f"{prefix}batches"]:
+                u = {
+                    k: self.uploads[prefix + k]
+                    for k in ("batches", "transactions", "booked", "duplicates", "rejected")
+                }
+                table.add_row(
+                    label,
+                    f"{u['batches']} batches, {u['transactions']} transactions: {u['booked']} booked, "
+                    f"{u['duplicates']} duplicates, {u['rejected']} rejected",
+                    "",
+                    "",
+                )
+        for label, counts in extra.items():
+            if counts:
+                table.add_row(label, ", ".join(f"{k} {v}" for k, v in counts.most_common()), "", "")
         return table
