@@ -8,8 +8,8 @@ from typing import Any
 
 import aiosqlite
 
-from onecard_hub.domain.ledger import Transfer
 from onecard_hub.domain.offline import BOOKED, OfflineRecord
+from onecard_hub.store import statements as sql
 from onecard_hub.store.records import (
     AccountRow,
     Batch,
@@ -31,58 +31,6 @@ from onecard_hub.store.schema import MIGRATIONS, SCHEMA_VERSION
 log = logging.getLogger(__name__)
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
-
-_INSERT_REQUEST = (
-    "INSERT INTO requests (caller, request_id, method, fingerprint, response, created_ms, seq, card_no,"
-    " scene, reason, amount_fen, business_day, meal_window, qr_nonce, qr_expires_ms, origin_request_id,"
-    " outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_TRANSFER = (
-    "INSERT INTO transfers (from_account, to_account, amount_fen, kind, caller, request_id,"
-    " origin_request_id, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_APPEND_CARD_STATE = "INSERT INTO card_state_log (card_no, atc, pin_failures, presence) VALUES (?, ?, ?, ?)"
-# A checkpoint, in one transaction: balances take in the transfers since the last checkpoint,
-# card_state takes the latest logged state of each card, and the log starts over.
-_CHECKPOINT = (
-    "UPDATE accounts SET balance_fen = balance_fen + d.delta FROM pending_deltas AS d"
-    " WHERE d.account = accounts.account_id",
-    "UPDATE checkpoints SET position = (SELECT COALESCE(MAX(transfer_id), 0) FROM transfers)"
-    " WHERE name = 'transfers'",
-    "INSERT INTO card_state (card_no, atc, pin_failures, presence)"
-    " SELECT card_no, atc, pin_failures, presence FROM card_state_log"
-    " WHERE entry_id IN (SELECT MAX(entry_id) FROM card_state_log GROUP BY card_no)"
-    " ON CONFLICT (card_no) DO UPDATE SET atc = excluded.atc, pin_failures = excluded.pin_failures,"
-    " presence = excluded.presence",
-    "DELETE FROM card_state_log",
-)
-_UPSERT_TERMINAL = (
-    "INSERT INTO terminals (terminal_id, school_id, kind, location, gate_group, merchant_id, enabled)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (terminal_id) DO UPDATE SET school_id = excluded.school_id,"
-    " kind = excluded.kind, location = excluded.location, gate_group = excluded.gate_group,"
-    " merchant_id = excluded.merchant_id, enabled = excluded.enabled"
-)
-
-_UPSERT_TERMINAL_STATUS = (
-    "INSERT INTO terminal_status (terminal_id, last_seen_ms, software_version, offline_pending)"
-    " VALUES (?, ?, ?, ?) ON CONFLICT (terminal_id) DO UPDATE SET last_seen_ms = excluded.last_seen_ms,"
-    " software_version = excluded.software_version, offline_pending = excluded.offline_pending"
-)
-_OFFLINE_COLUMNS = (
-    "terminal_id, serial, card_no, student_id, atc, qr_nonce, scene, amount_fen, occurred_ms, booked_ms,"
-    " outcome, reason, debt_fen, balance_after_fen, request_id"
-)
-# A booked record never changes; a rejected one is replaced when a later upload books it or
-# rejects it again.
-_UPSERT_OFFLINE = (
-    f"INSERT INTO offline_transactions ({_OFFLINE_COLUMNS}) VALUES ({', '.join('?' * 15)})"
-    " ON CONFLICT (terminal_id, serial) DO UPDATE SET card_no = excluded.card_no,"
-    " student_id = excluded.student_id, atc = excluded.atc, qr_nonce = excluded.qr_nonce,"
-    " scene = excluded.scene, amount_fen = excluded.amount_fen, occurred_ms = excluded.occurred_ms,"
-    " booked_ms = excluded.booked_ms, outcome = excluded.outcome, reason = excluded.reason,"
-    " debt_fen = excluded.debt_fen, balance_after_fen = excluded.balance_after_fen,"
-    f" request_id = excluded.request_id WHERE offline_transactions.outcome != {BOOKED}"
-)
 
 
 class SchemaTooNew(RuntimeError):
@@ -152,26 +100,26 @@ class SqliteStore:
         await db.execute("BEGIN IMMEDIATE")
         try:
             if batch.requests:
-                await db.executemany(_INSERT_REQUEST, [_request_params(r) for r in batch.requests])
+                await db.executemany(sql.INSERT_REQUEST, [sql.request_params(r) for r in batch.requests])
             if batch.transfers:
-                await db.executemany(_INSERT_TRANSFER, [_transfer_params(t) for t in batch.transfers])
+                await db.executemany(sql.INSERT_TRANSFER, [sql.transfer_params(t) for t in batch.transfers])
             if batch.card_states:
                 await db.executemany(
-                    _APPEND_CARD_STATE,
+                    sql.APPEND_CARD_STATE,
                     [(c.card_no, c.atc, c.pin_failures, c.presence) for c in batch.card_states],
                 )
             if batch.terminals:
-                await db.executemany(_UPSERT_TERMINAL, [_terminal_params(t) for t in batch.terminals])
+                await db.executemany(sql.UPSERT_TERMINAL, [sql.terminal_params(t) for t in batch.terminals])
             if batch.terminal_status:
                 await db.executemany(
-                    _UPSERT_TERMINAL_STATUS,
+                    sql.UPSERT_TERMINAL_STATUS,
                     [
                         (t.terminal_id, t.last_seen_ms, t.software_version, t.offline_pending)
                         for t in batch.terminal_status
                     ],
                 )
             if batch.offline:
-                await db.executemany(_UPSERT_OFFLINE, [_offline_params(o) for o in batch.offline])
+                await db.executemany(sql.UPSERT_OFFLINE, [sql.offline_params(o) for o in batch.offline])
             self._since_checkpoint += len(batch.transfers) + len(batch.card_states)
             checkpoint = self._since_checkpoint >= self.checkpoint_rows
             if checkpoint:
@@ -196,7 +144,7 @@ class SqliteStore:
         self._since_checkpoint = 0
 
     async def _fold(self) -> None:
-        for statement in _CHECKPOINT:
+        for statement in sql.CHECKPOINT:
             await self.db.execute(statement)
 
     # -- start-up ------------------------------------------------------------------
@@ -265,7 +213,7 @@ class SqliteStore:
         snap.offline = [
             OfflineRecord(*r)
             for r in await self._all(
-                f"SELECT {_OFFLINE_COLUMNS} FROM offline_transactions WHERE outcome = ?"
+                f"SELECT {sql.OFFLINE_COLUMNS} FROM offline_transactions WHERE outcome = ?"
                 " ORDER BY booked_ms, rowid",
                 (BOOKED,),
             )
@@ -320,13 +268,13 @@ class SqliteStore:
                 "INSERT INTO merchants VALUES (?, ?, ?, ?)",
                 [(m.merchant_id, m.school_id, m.name, m.account_id) for m in data.merchants],
             )
-            await db.executemany(_UPSERT_TERMINAL, [_terminal_params(t) for t in data.terminals])
+            await db.executemany(sql.UPSERT_TERMINAL, [sql.terminal_params(t) for t in data.terminals])
             await db.executemany(
                 "INSERT INTO operators VALUES (?, ?, ?)",
                 [(o.operator_id, o.school_id, o.role) for o in data.operators],
             )
             await db.executemany(
-                _INSERT_TRANSFER,
+                sql.INSERT_TRANSFER,
                 [
                     (
                         t.from_account,
@@ -341,7 +289,7 @@ class SqliteStore:
                     for t in data.transfers
                 ],
             )
-            await db.execute(_CHECKPOINT[1])  # the seeded balances include the seeded transfers
+            await db.execute(sql.CHECKPOINT[1])  # the seeded balances include the seeded transfers
             await db.execute("COMMIT")
         except BaseException:
             await db.execute("ROLLBACK")
@@ -378,62 +326,3 @@ class SqliteStore:
 def _statements(script: str) -> list[str]:
     code = "\n".join(line for line in script.splitlines() if not line.strip().startswith("--"))
     return [s.strip() for s in code.split(";") if s.strip()]
-
-
-def _request_params(r: RequestRow) -> tuple[Any, ...]:
-    return (
-        r.caller,
-        r.request_id,
-        r.method,
-        r.fingerprint,
-        r.response,
-        r.created_ms,
-        r.seq,
-        r.card_no,
-        r.scene,
-        r.reason,
-        r.amount_fen,
-        r.business_day,
-        r.meal_window,
-        r.qr_nonce,
-        r.qr_expires_ms,
-        r.origin_request_id,
-        r.outcome,
-    )
-
-
-def _transfer_params(t: Transfer) -> tuple[Any, ...]:
-    return (
-        t.from_account,
-        t.to_account,
-        t.amount_fen,
-        t.kind.value,
-        t.caller,
-        t.request_id,
-        t.origin_request_id,
-        t.created_ms,
-    )
-
-
-def _offline_params(o: OfflineRecord) -> tuple[Any, ...]:
-    return (
-        o.terminal_id,
-        o.serial,
-        o.card_no,
-        o.student_id,
-        o.atc,
-        o.qr_nonce,
-        o.scene,
-        o.amount_fen,
-        o.occurred_ms,
-        o.booked_ms,
-        o.outcome,
-        o.reason,
-        o.debt_fen,
-        o.balance_after_fen,
-        o.request_id,
-    )
-
-
-def _terminal_params(t: TerminalRow) -> tuple[Any, ...]:
-    return (t.terminal_id, t.school_id, t.kind, t.location, t.gate_group, t.merchant_id, int(t.enabled))
