@@ -73,6 +73,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--offline-at", type=float, metavar="S", help="go offline S seconds into the run")
     parser.add_argument("--offline-for", type=float, metavar="S", default=10.0, help="stay offline S seconds")
     parser.add_argument("--reupload", action="store_true", help="at the end, send every uploaded batch again")
+    parser.add_argument(
+        "--auto-offline",
+        action="store_true",
+        help="a terminal that finds no hub goes offline by itself, back online when the hub answers",
+    )
     parser.add_argument("--no-live", action="store_true", help="no live table, only the summary")
 
 
@@ -160,6 +165,7 @@ async def _simulate(args: argparse.Namespace, kind: str) -> int:
         "pki_dir": args.tls,
         "qr_share": args.qr_share,
         "first_serial": wallclock_floor() * 1_000,  # never reuses a serial an earlier run uploaded
+        "auto_offline": args.auto_offline,
     }
     fleet: Fleet[Any]
     if kind == "gate":

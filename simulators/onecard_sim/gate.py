@@ -107,6 +107,9 @@ class GateReader(SimTerminal):
             return TapResult(self.emit_offline(name, outcome, student.card_no, hub_ms), None)
         request = await self.present(student, scene, qr_text=qr_text, tap_time_ms=hub_ms)
         response, event = await self.send(request, name, student.card_no, scheduled_at)
+        if event.outcome == "ERROR_UNAVAILABLE" and self.hub_unreachable():
+            # The hub is gone (auto_offline): the student is still at the gate; decide again locally.
+            return await self.tap(student, scene, qr=qr_text is not None)
         if event.outcome == APPROVED or event.outcome == "ANTI_PASSBACK":
             # Approved: the student moved. Refused for anti-passback: the hub already has the
             # student on the far side (inside for a refused entry), so agree with it.

@@ -158,6 +158,11 @@ class CanteenPos(SimTerminal):
             first_wrong = self.rng.random() < self.wrong_pin_share if wrong_pin is None else wrong_pin
             pin = _wrong_pin(student.card.pin) if first_wrong else student.card.pin
         result = await self._pay(student, amount, use_qr, pin, scheduled_at)
+        if result.outcome == "ERROR_UNAVAILABLE" and self.hub_unreachable():
+            # The hub is gone (auto_offline): the student is still at the window, so this sale
+            # is decided again on local rules; the lost request is reversed once the hub is back.
+            self.counters["auto_offline"] += 1
+            return await self._purchase_offline(student, amount, use_qr)
         if result.outcome == "PIN_INCORRECT" and pin != student.card.pin:
             self.counters["pin_retries"] += 1
             result = await self._pay(student, amount, use_qr, student.card.pin, None)
@@ -177,7 +182,10 @@ class CanteenPos(SimTerminal):
         )
         response, event = await self.send(request, CANTEEN_PURCHASE, student.card_no, scheduled_at)
         if event.outcome in ("ERROR_DEADLINE_EXCEEDED", "ERROR_UNAVAILABLE"):
-            await self.reverse(request.request_id)
+            if event.outcome == "ERROR_UNAVAILABLE" and self.auto_offline:
+                self.lost_requests.append(request.request_id)  # reversed when the hub is back
+            else:
+                await self.reverse(request.request_id)
         return TapResult(event, response)
 
     async def _purchase_offline(self, student: SimStudent, amount: int, use_qr: bool) -> TapResult:

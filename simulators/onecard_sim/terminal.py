@@ -33,6 +33,7 @@ __all__ = ["SOFTWARE_VERSION", "SimTerminal", "TapResult", "client_config", "out
 
 SOFTWARE_VERSION = "onecard-sim/0.3"
 _HEARTBEAT_FLOOR_S = 0.5
+_PROBE_INTERVAL_S = 2.0  # how often a terminal that lost the hub looks for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,7 @@ class SimTerminal:
         software_version: str = SOFTWARE_VERSION,
         heartbeat: bool = True,
         first_serial: int = 1,
+        auto_offline: bool = False,
     ) -> None:
         self.info = info
         self.terminal_id = info.terminal_id
@@ -96,6 +98,8 @@ class SimTerminal:
         self._run_tag = secrets.token_hex(4)  # request ids of two runs against one hub never collide
         self._ids = itertools.count(1)
         self.offline = False  # True: decides on local rules and stores (go_offline / go_online)
+        self.auto_offline = auto_offline  # go offline by itself when the hub cannot be reached
+        self.lost_hub = False  # offline because the hub was unreachable (heartbeats probe for it)
         self.book = OfflineBook(first_serial)
         self.upload_errors = 0
         self._upload_lock = asyncio.Lock()
@@ -152,10 +156,14 @@ class SimTerminal:
 
     async def _heartbeat_loop(self) -> None:
         while True:
-            interval = self.config.heartbeat_interval_s if self.config else 0
-            await asyncio.sleep(max(_HEARTBEAT_FLOOR_S, float(interval or 30)))
+            interval = float(self.config.heartbeat_interval_s if self.config else 0) or 30.0
+            if self.lost_hub:
+                interval = min(interval, _PROBE_INTERVAL_S)
+            await asyncio.sleep(max(_HEARTBEAT_FLOOR_S, interval))
             if self.offline:
-                continue  # a terminal that lost the hub cannot reach it
+                if self.lost_hub:  # went offline on its own: see whether the hub is back
+                    await self.probe()
+                continue  # sent offline on purpose: stays so until go_online()
             with contextlib.suppress(OneCardError):
                 await self.heartbeat()
                 if self.book.stored:  # an earlier upload failed: try again
@@ -166,6 +174,25 @@ class SimTerminal:
     def go_offline(self) -> None:
         """From now on taps are decided on local rules and stored (see offline.py)."""
         self.offline = True
+        self.lost_hub = False
+
+    def hub_unreachable(self) -> bool:
+        """Called when a call found no hub (UNAVAILABLE after the SDK's retries). With
+        `auto_offline` the terminal goes offline on its own; True when it did."""
+        if not self.auto_offline or self.offline:
+            return False
+        self.offline = True
+        self.lost_hub = True
+        return True
+
+    async def probe(self) -> list[UploadEvent]:
+        """A terminal that went offline on its own tries a heartbeat; if the hub answers, it goes
+        back online and uploads what it stored."""
+        try:
+            await self.heartbeat()
+        except OneCardError:
+            return []
+        return await self.go_online()
 
     async def go_online(self, batch_size: int = MAX_BATCH) -> list[UploadEvent]:
         """Back to the hub: fetch the configuration again, then upload what was stored.
@@ -174,6 +201,7 @@ class SimTerminal:
         again at the next heartbeat or `go_online`.
         """
         self.offline = False
+        self.lost_hub = False
         with contextlib.suppress(OneCardError):
             await self.refresh_config()
         return await self.upload_stored(batch_size)

@@ -3,6 +3,8 @@ and a second upload of every batch books nothing twice."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -171,3 +173,41 @@ async def test_an_offline_gate_stores_passes_and_uploads_them(
         assert tally.taps == {GATE_ENTRY: 2}
     finally:
         await reader.stop()
+
+
+async def test_a_pos_that_loses_the_hub_goes_offline_by_itself_and_comes_back(
+    campus_dir: Path, creds: CampusCredentials, clock: ManualClock, population: Population
+) -> None:
+    info = creds.terminals_of(creds.schools[0], "canteen_pos")[2]
+    a, b = students(population, creds.schools[0], 2)
+    tally = Tally()
+    async with running_hub(hub_config(campus_dir), clock) as first:
+        port = first.port
+        terminal = CanteenPos(
+            info, target=first.target, sink=tally, ecard=ECardApp(creds), heartbeat=False, auto_offline=True
+        )
+        await terminal.start()
+        before = (await terminal.client.wallet_balance(a.card_no)).balance_fen
+        assert (await terminal.purchase(a, 1_000, qr=False)).outcome == APPROVED
+    try:
+        # The hub is gone: the sale fails UNAVAILABLE, the POS goes offline and sells on local rules.
+        lost = await terminal.purchase(b, 800, qr=False)
+        assert lost.outcome == OFFLINE_APPROVED and terminal.offline and terminal.lost_hub
+        assert tally.outcomes["ERROR_UNAVAILABLE"] == 1 and len(terminal.lost_requests) == 1
+        assert (await terminal.purchase(a, 600, qr=True)).outcome == OFFLINE_APPROVED
+        assert await terminal.probe() == []  # still no hub: stays offline
+        assert terminal.offline
+        again = dataclasses.replace(hub_config(campus_dir), listen=f"127.0.0.1:{port}")
+        async with running_hub(again, clock):
+            uploads = await terminal.probe()  # the hub answers: online again, stored sales uploaded
+            for _ in range(40):  # the channel reconnects with a backoff: probe as the heartbeat would
+                if not terminal.offline:
+                    break
+                await asyncio.sleep(0.25)
+                uploads = await terminal.probe()
+            assert not terminal.offline and [(u.transactions, u.booked) for u in uploads] == [(2, 2)]
+            assert terminal.lost_requests == [] and terminal.counters["reversals"] == 1
+            after = (await terminal.client.wallet_balance(a.card_no)).balance_fen
+            assert after == before - 1_000 - 600
+    finally:
+        await terminal.stop()

@@ -57,7 +57,7 @@ def test_poisson_arrivals_follow_the_curve_and_repeat_with_the_seed() -> None:
     again = list(curves.poisson_arrivals(rush, at("11:00"), 60.0, 60.0, random.Random(3)))
     assert first == again
     offsets = [t for t, _ in first]
-    assert offsets == sorted(offsets) and 0 <= offsets[0] and offsets[-1] < 60.0
+    assert offsets == sorted(offsets) and offsets[0] >= 0 and offsets[-1] < 60.0
     early = sum(1 for t in offsets if t < 20)  # 11:00–11:20, the start of the ramp
     late = sum(1 for t in offsets if t >= 40)  # 11:40–12:00, near the peak
     assert late > 2 * early

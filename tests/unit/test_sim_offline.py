@@ -27,8 +27,12 @@ def book(**changes: object) -> OfflineBook:
     return b
 
 
-def code(card_no: str, issued_ms: int = NOW, signer: Ed25519PrivateKey = ISSUER, nonce: bytes = b"12345678") -> str:
-    return mint_qr_token(card_no=card_no, ecard_key=b"k" * 32, signing_key=signer, issued_ms=issued_ms, nonce=nonce)
+def code(
+    card_no: str, issued_ms: int = NOW, signer: Ed25519PrivateKey = ISSUER, nonce: bytes = b"12345678"
+) -> str:
+    return mint_qr_token(
+        card_no=card_no, ecard_key=b"k" * 32, signing_key=signer, issued_ms=issued_ms, nonce=nonce
+    )
 
 
 def chip(card_no: str) -> auth_pb.ChipTap:
@@ -69,7 +73,9 @@ def test_blocklisted_card_refused_by_chip_and_by_qr() -> None:
 
 def test_qr_signature_expiry_and_reuse_checked_offline() -> None:
     b = book()
-    assert b.check("", 100, NOW, code("CARD0001", signer=Ed25519PrivateKey.generate())) is Refusal.QR_SIGNATURE
+    assert (
+        b.check("", 100, NOW, code("CARD0001", signer=Ed25519PrivateKey.generate())) is Refusal.QR_SIGNATURE
+    )
     assert b.check("", 100, NOW, code("CARD0001", issued_ms=NOW - 120_000)) is Refusal.QR_EXPIRED
     assert b.check("", 100, NOW, "not a code") is Refusal.QR_MALFORMED
     shown = code("CARD0001")
