@@ -18,8 +18,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# A short meal-rush (DESIGN §10): seeds 2 schools, starts its own hub on a simulated clock, plays lunch
+# 11:00–13:00 in 12 s, prints the summary; report.json, chart.png and hub.log go to .demo/meal-rush/.
 demo: venv
-	$(PY) -m onecard_hub.demo
+	rm -rf .demo/meal-rush
+	$(BIN)/onecard-sim scenario meal-rush --duration 12 --seed 7 --students 1000 --out .demo/meal-rush
 
 # pytest exits 5 when it collected no test: that must fail loudly, not pass quietly.
 test: venv

@@ -124,7 +124,7 @@ class LocalHub:
         if self.pki is not None:
             argv += ["--tls", str(self.pki)]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
+        with self.log_path.open("wb") as log:  # a fresh log: an old "listening on" must not match
             self._process = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log
             )

@@ -102,6 +102,13 @@ async def run_scenario(options: RunOptions, console: Console) -> Report:
     """Runs the scenario and writes report.json and chart.png into `options.out`; returns the report."""
     spec = options.spec
     options.out.mkdir(parents=True, exist_ok=True)
+    if not options.hub:
+        size = options.size
+        console.print(
+            f"seeding {size.students:,} students in {size.schools} school(s) (seed {options.seed})"
+            f"{' and a PKI' if options.tls else ''}, starting the hub …",
+            highlight=False,
+        )
     async with _hub(options) as hub:
         campus = await asyncio.to_thread(CampusCredentials.load, hub.keys)
         fleets = await _build_fleets(options, hub, campus)
@@ -109,6 +116,7 @@ async def run_scenario(options: RunOptions, console: Console) -> Report:
             await asyncio.gather(*(fleet.start() for fleet in fleets.all))
             async with _admin(hub, campus) as admin:
                 hub_time = fleets.hub_time
+                _print_setup(options, hub, fleets, hub_time, console)
                 start_ms = await _wait_for_stretch(options, hub, hub_time, console)
                 speed = hub_time.speed
                 simulated_s = options.duration_s * speed
@@ -364,6 +372,24 @@ def _device_net(collector: Collector, canteens: CanteenFleet | None) -> int | No
     if uncertain:
         return None
     return counters["approved_fen"] + counters["offline_fen"] - counters["refunded_fen"]
+
+
+def _print_setup(
+    options: RunOptions, hub: _Hub, fleets: _Fleets, hub_time: HubTime, console: Console
+) -> None:
+    spec = options.spec
+    devices = ", ".join(
+        f"{len(fleet.terminals)} {'gate readers' if fleet is fleets.gates else 'canteen POS'}"
+        for fleet in fleets.all
+    )
+    stretch = f"{spec.start}–{spec.end}" if hub.local is not None else "from the hub's time"
+    console.print(
+        f"[bold]{spec.name}[/]: {spec.summary}\n"
+        f"hub {hub.target} ({'mutual TLS' if hub.pki else 'plain text'}"
+        f"{', started here' if hub.local is not None else ''}); simulated {stretch} at ×{hub_time.speed:g} "
+        f"in {options.duration_s:g} s; {len(fleets.population.students):,} students, {devices}",
+        highlight=False,
+    )
 
 
 def _print_driver_notes(stats: DriverStats, expected: dict[str, int], console: Console) -> None:
