@@ -95,7 +95,7 @@ class GateReader(SimTerminal):
         if expired_qr:
             qr_text = self.ecard.expired_code(student, hub_ms)
         elif use_qr:
-            qr_text = await self.ecard.qr_code(student, hub_ms)
+            qr_text, scheduled_at = await self.show_code(self.ecard, student, scheduled_at)
             hub_ms = self.now_ms()
         name = _SCENE_NAME[scene]
         entering = scene == auth_pb.SCENE_GATE_ENTRY

@@ -175,8 +175,9 @@ class CanteenPos(SimTerminal):
     async def _pay(
         self, student: SimStudent, amount: int, use_qr: bool, pin: str, scheduled_at: float | None
     ) -> TapResult:
-        hub_ms = self.now_ms()
-        qr_text = await self.ecard.qr_code(student, hub_ms) if use_qr else None
+        qr_text = None
+        if use_qr:
+            qr_text, scheduled_at = await self.show_code(self.ecard, student, scheduled_at)
         request = await self.present(
             student, _SCENE, qr_text=qr_text, tap_time_ms=self.now_ms(), amount_fen=amount, pin=pin
         )

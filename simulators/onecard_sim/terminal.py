@@ -27,7 +27,7 @@ from onecard_client.hub_time import HubTime
 from onecard_client.taps import chip_tap
 from onecard_sim.events import APPROVED, EventSink, TapEvent, UploadEvent
 from onecard_sim.offline import MAX_BATCH, OfflineBook, OfflineRules
-from onecard_sim.population import SimStudent
+from onecard_sim.population import ECardApp, SimStudent
 
 __all__ = ["SOFTWARE_VERSION", "SimTerminal", "TapResult", "client_config", "outcome_of"]
 
@@ -279,6 +279,15 @@ class SimTerminal:
         """The hub's time as this terminal knows it (synced at each configuration download)."""
         return self.hub_time.now_ms()
 
+    async def show_code(
+        self, ecard: ECardApp, student: SimStudent, scheduled_at: float | None
+    ) -> tuple[str, float | None]:
+        """The student's app fetches a QR code. That call is the phone's, not the terminal's, so
+        its time is left out of the tap's latency: the returned schedule moves by as long as it took."""
+        started = time.monotonic()
+        text = await ecard.qr_code(student, self.now_ms())
+        return text, None if scheduled_at is None else scheduled_at + (time.monotonic() - started)
+
     async def present(
         self,
         student: SimStudent,
@@ -342,7 +351,11 @@ class SimTerminal:
     async def send(
         self, request: auth_pb.AuthorizeRequest, scene: str, card_no: str, scheduled_at: float | None
     ) -> tuple[auth_pb.AuthorizeResponse | None, TapEvent]:
-        """Sends one Authorize and emits its TapEvent (latency from `scheduled_at` when given)."""
+        """Sends one Authorize and emits its TapEvent.
+
+        Latency runs from `scheduled_at` when given (open loop, DESIGN §7: the time an arrival
+        waited for a free slot counts), otherwise from now.
+        """
         sent = time.monotonic() if scheduled_at is None else scheduled_at
         response: auth_pb.AuthorizeResponse | None
         try:
