@@ -228,6 +228,12 @@ async def _simulate(args: argparse.Namespace, kind: str) -> int:
         f"late starts {stats.late_starts}, action errors {stats.errors}; "
         f"QR codes from the hub {ecard.minted_by_hub}, minted locally {ecard.minted_locally}"
     )
+    if stats.scheduled == 0:
+        minute = int(curves.local_minute(driver.hub_time.now_ms()))
+        console.print(
+            f"[yellow]no arrivals: the {args.curve} curve is zero around the hub's time "
+            f"{minute // 60:02d}:{minute % 60:02d} (China Standard Time); try --curve constant[/yellow]"
+        )
     return 1 if stats.errors else 0
 
 
