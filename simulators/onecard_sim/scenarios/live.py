@@ -14,7 +14,8 @@ from datetime import datetime, timedelta, timezone
 
 from rich.console import Console
 from rich.live import Live
-from rich.table import Table
+from rich.markup import escape
+from rich.text import Text
 
 from onecard_client.hub_time import HubTime
 from onecard_sim.events import APPROVED, OFFLINE_APPROVED, OFFLINE_REFUSED
@@ -38,7 +39,7 @@ class LiveProgress:
         self._started = time.monotonic()
         self._samples: deque[tuple[float, int]] = deque(maxlen=8)
 
-    def table(self) -> Table:
+    def line(self) -> Text:
         c = self.collector
         now = time.monotonic()
         self._samples.append((now, c.total_taps))
@@ -51,22 +52,14 @@ class LiveProgress:
         declined = sum(decisions.values()) - approved - offline - errors
         clock = datetime.fromtimestamp(self.hub_time.now_ms() / 1000, tz=_CST).strftime("%H:%M")
         elapsed = min(now - self._started, self.duration_s)
-        table = Table(title=self.title, title_justify="left")
-        for column in ("real s", "hub time", "taps", "taps/s", "approved", "declined", "offline", "errors"):
-            table.add_column(column, justify="right")
-        table.add_column("p99 ms", justify="right")
-        table.add_row(
-            f"{elapsed:.0f}/{self.duration_s:g}",
-            clock,
-            f"{c.total_taps:,}",
-            f"{rate:,.0f}",
-            f"{approved:,}",
-            f"{declined:,}",
-            f"{offline:,}",
-            f"[red]{errors:,}[/]" if errors else "0",
-            f"{c.recent_p99():.1f}",
+        error_text = f"[red]{errors:,} errors[/]" if errors else "0 errors"
+        return Text.from_markup(
+            f"[bold]{escape(self.title)}[/]\n"
+            f"hub {clock} · {elapsed:.0f}/{self.duration_s:g} s · {c.total_taps:,} taps · "
+            f"{rate:,.0f} taps/s · "
+            f"{approved:,} approved · {declined:,} declined · {offline:,} offline · {error_text} · "
+            f"p99 {c.recent_p99():.1f} ms"
         )
-        return table
 
     @contextlib.contextmanager
     def showing(self, enabled: bool) -> Iterator[None]:
@@ -75,7 +68,7 @@ class LiveProgress:
             yield
             return
         self._started = time.monotonic()
-        with Live(self.table(), console=self.console, refresh_per_second=4, transient=True) as live:
+        with Live(self.line(), console=self.console, refresh_per_second=4, transient=True) as live:
             task = asyncio.get_running_loop().create_task(self._refresh(live))
             try:
                 yield
@@ -85,4 +78,4 @@ class LiveProgress:
     async def _refresh(self, live: Live) -> None:
         while True:
             await asyncio.sleep(_REFRESH_S)
-            live.update(self.table())
+            live.update(self.line())
