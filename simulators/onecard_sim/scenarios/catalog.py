@@ -32,7 +32,7 @@ class OfflinePlan:
     pos_share: float = 0.5
     start_at: float = 0.3
     end_at: float = 0.6
-    reupload_all: bool = True  # after coming back, every stored batch is uploaded a second time
+    reupload_all: bool = True  # once all is uploaded, every batch is uploaded a second time
 
 
 @dataclass(frozen=True)

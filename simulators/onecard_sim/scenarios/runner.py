@@ -142,6 +142,10 @@ async def run_scenario(options: RunOptions, console: Console) -> Report:
                     if fault_task is not None:
                         await fault_task
                 await _settle_offline(fleets.canteens)
+                if spec.offline is not None and spec.offline.reupload_all and fleets.canteens is not None:
+                    # Every batch, including any uploaded late (a tap in flight when the POS came back),
+                    # is sent once more: the hub must book none of it again.
+                    await fleets.canteens.reupload_all()
                 after = _totals(await admin.ledger_summary())
         finally:
             await asyncio.gather(*(fleet.stop() for fleet in fleets.all), return_exceptions=True)
@@ -305,8 +309,6 @@ def _offline_faults(plan: OfflinePlan | None, canteens: CanteenFleet | None, opt
         offline.go_offline()
         await asyncio.sleep((plan.end_at - plan.start_at) * options.duration_s)
         await offline.go_online()
-        if plan.reupload_all:
-            await offline.reupload_all()
 
     return play()
 
