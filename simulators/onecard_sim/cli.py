@@ -83,7 +83,7 @@ def _run_scenario(args: argparse.Namespace) -> int:
     from onecard_client import OneCardError
     from onecard_hub.seed import SeedError
     from onecard_sim.scenarios.local_hub import HubStartError
-    from onecard_sim.scenarios.runner import RunOptions, run_scenario
+    from onecard_sim.scenarios.runner import RunOptions, ScenarioError, run_scenario
 
     console = Console()
     err = Console(stderr=True)
@@ -114,7 +114,7 @@ def _run_scenario(args: argparse.Namespace) -> int:
     )
     try:
         report = _run(run_scenario(options, console))
-    except (HubStartError, SeedError, OneCardError) as exc:
+    except (HubStartError, SeedError, ScenarioError, OneCardError) as exc:
         err.print(f"error: the scenario could not run: {exc}", highlight=False)
         return EXIT_NOT_RUN
     except KeyboardInterrupt:

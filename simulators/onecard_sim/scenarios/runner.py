@@ -13,37 +13,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
 from onecard.admin.v1 import admin_service_pb2 as admin_pb
-from onecard_client import AdminClient, ClientConfig, ECardClient, TLSConfig
+from onecard_client import AdminClient, ClientConfig, TLSConfig
 from onecard_client.campus import CampusCredentials
 from onecard_client.hub_time import HubTime
 from onecard_sim.driver import DriverStats, OpenLoopDriver
-from onecard_sim.events import TapEvent, UploadEvent
-from onecard_sim.fleet import Fleet
-from onecard_sim.gate import GateFleet, GateReader
-from onecard_sim.population import ECardApp, Population, wallclock_floor
-from onecard_sim.pos import CanteenFleet, CanteenPos
-from onecard_sim.scenarios.catalog import OfflinePlan, ScenarioSpec
+from onecard_sim.pos import CanteenFleet
+from onecard_sim.scenarios.catalog import ScenarioSpec
 from onecard_sim.scenarios.chart import write_chart
 from onecard_sim.scenarios.collector import Collector
+from onecard_sim.scenarios.devices import CampusDevices, build_devices, offline_fault, settle_offline
 from onecard_sim.scenarios.invariants import CardFacts, LedgerTotals, RunFacts, check
 from onecard_sim.scenarios.live import LiveProgress
 from onecard_sim.scenarios.local_hub import CampusSize, LocalHub
 from onecard_sim.scenarios.report import Report, print_summary, write_report
 from onecard_sim.scenarios.traffic import plan_traffic
 
-__all__ = ["APP_NAME", "RunOptions", "run_scenario"]
+__all__ = ["RunOptions", "ScenarioError", "run_scenario"]
 
-APP_NAME = "ecard-app"  # the e-card app's certificate in the PKI folder
 LEAD_S = 3.0  # real seconds the hub's clock runs before the stretch starts (hub and terminals start)
 MAX_IN_FLIGHT = 128
 
@@ -61,41 +55,16 @@ class RunOptions:
     live: bool = True  # live progress when the console is a terminal
 
 
+class ScenarioError(RuntimeError):
+    """The scenario cannot be played on this campus (e.g. it has none of the terminals it needs)."""
+
+
 @dataclass
 class _Hub:
     target: str
     keys: Path
     pki: Path | None
     local: LocalHub | None = None
-
-
-class _Forward:
-    """An EventSink that forwards to the collector once it is set (the stretch has started)."""
-
-    def __init__(self) -> None:
-        self.target: Collector | None = None
-
-    def tap(self, event: TapEvent) -> None:
-        if self.target is not None:
-            self.target.tap(event)
-
-    def upload(self, event: UploadEvent) -> None:
-        if self.target is not None:
-            self.target.upload(event)
-
-
-@dataclass
-class _Fleets:
-    population: Population
-    minter: ECardClient
-    sink: _Forward
-    gates: GateFleet | None = None
-    canteens: CanteenFleet | None = None
-    all: list[Fleet[Any]] = field(default_factory=list)
-
-    @property
-    def hub_time(self) -> HubTime:
-        return self.all[0].terminals[0].hub_time
 
 
 async def run_scenario(options: RunOptions, console: Console) -> Report:
@@ -111,9 +80,20 @@ async def run_scenario(options: RunOptions, console: Console) -> Report:
         )
     async with _hub(options) as hub:
         campus = await asyncio.to_thread(CampusCredentials.load, hub.keys)
-        fleets = await _build_fleets(options, hub, campus)
+        fleets = build_devices(
+            spec,
+            campus,
+            target=hub.target,
+            keys=hub.keys,
+            pki=hub.pki,
+            seed=options.seed,
+            fresh_hub=hub.local is not None,
+        )
+        if not fleets.all:
+            await fleets.stop()
+            raise ScenarioError(f"the campus has no terminal that scenario {spec.name} uses")
         try:
-            await asyncio.gather(*(fleet.start() for fleet in fleets.all))
+            await fleets.start()
             async with _admin(hub, campus) as admin:
                 hub_time = fleets.hub_time
                 _print_setup(options, hub, fleets, hub_time, console)
@@ -133,7 +113,7 @@ async def run_scenario(options: RunOptions, console: Console) -> Report:
                     duration_s=options.duration_s,
                 )
                 driver = OpenLoopDriver(hub_time, max_in_flight=MAX_IN_FLIGHT)
-                faults = _offline_faults(spec.offline, fleets.canteens, options)
+                faults = offline_fault(spec.offline, fleets.canteens, options.duration_s, options.seed)
                 title = f"{spec.name} → {hub.target}" + (" (mTLS)" if hub.pki else " (plain text)")
                 live = LiveProgress(collector, hub_time, options.duration_s, title, console)
                 with live.showing(options.live):
@@ -141,15 +121,14 @@ async def run_scenario(options: RunOptions, console: Console) -> Report:
                     stats = await driver.run(plan.streams, options.duration_s, options.seed)
                     if fault_task is not None:
                         await fault_task
-                await _settle_offline(fleets.canteens)
+                await settle_offline(fleets.canteens)
                 if spec.offline is not None and spec.offline.reupload_all and fleets.canteens is not None:
                     # Every batch, including any uploaded late (a tap in flight when the POS came back),
                     # is sent once more: the hub must book none of it again.
                     await fleets.canteens.reupload_all()
                 after = _totals(await admin.ledger_summary())
         finally:
-            await asyncio.gather(*(fleet.stop() for fleet in fleets.all), return_exceptions=True)
-            await fleets.minter.close()
+            await fleets.stop()
         hub_exit = await hub.local.stop() if hub.local is not None else 0
 
     facts = _facts(spec, collector, campus, before, after, fleets.canteens)
@@ -242,88 +221,6 @@ async def _wait_for_stretch(options: RunOptions, hub: _Hub, hub_time: HubTime, c
     return start_ms
 
 
-# -- the devices -----------------------------------------------------------------------------------
-
-
-async def _build_fleets(options: RunOptions, hub: _Hub, campus: CampusCredentials) -> _Fleets:
-    spec = options.spec
-    external = hub.local is None
-    population = Population.load(
-        hub.keys, None, options.seed, atc_floor=wallclock_floor() if external else 0, campus=campus
-    )
-    app_tls = TLSConfig.for_app(hub.pki, APP_NAME) if hub.pki else None
-    minter = ECardClient(_config(hub, app_tls))
-    ecard = ECardApp(campus, minter)
-    sink = _Forward()
-    common: dict[str, Any] = {
-        "target": hub.target,
-        "sink": sink,
-        "ecard": ecard,
-        "pki_dir": hub.pki,
-        # Against a hub that saw earlier runs, serials must never repeat one already uploaded.
-        "first_serial": wallclock_floor() * 1_000 if external else 1,
-    }
-    fleets = _Fleets(population, minter, sink)
-    seed = options.seed * 1_000
-    if spec.gates:
-        readers = [
-            GateReader(info, seed=seed + i, **common)
-            for i, info in enumerate(t for t in campus.terminals if t.kind == "gate")
-        ]
-        if readers:
-            fleets.gates = GateFleet(readers, population, seed=options.seed)
-            fleets.all.append(fleets.gates)
-    if spec.canteen:
-        tills = [
-            CanteenPos(info, seed=seed + 500 + i, **common)
-            for i, info in enumerate(t for t in campus.terminals if t.kind == "canteen_pos")
-        ]
-        if tills:
-            fleets.canteens = CanteenFleet(tills, population, seed=options.seed + 1)
-            fleets.all.append(fleets.canteens)
-    if not fleets.all:
-        await minter.close()
-        raise ValueError(f"the campus has no terminal that scenario {spec.name} uses")
-    return fleets
-
-
-# -- offline faults --------------------------------------------------------------------------------
-
-
-def _offline_faults(plan: OfflinePlan | None, canteens: CanteenFleet | None, options: RunOptions) -> Any:
-    """The coroutine that sends a share of the POS offline and back, or None when there is none."""
-    if plan is None or canteens is None:
-        return None
-    rng = random.Random(options.seed)
-    chosen: list[CanteenPos] = []
-    by_school: dict[str, list[CanteenPos]] = {}
-    for pos in canteens.terminals:
-        by_school.setdefault(pos.info.school_id, []).append(pos)
-    for tills in by_school.values():
-        count = max(1, round(plan.pos_share * len(tills)))
-        chosen.extend(rng.sample(tills, min(count, len(tills))))
-    offline = Fleet(chosen)
-
-    async def play() -> None:
-        await asyncio.sleep(plan.start_at * options.duration_s)
-        offline.go_offline()
-        await asyncio.sleep((plan.end_at - plan.start_at) * options.duration_s)
-        await offline.go_online()
-
-    return play()
-
-
-async def _settle_offline(canteens: CanteenFleet | None) -> None:
-    """After the traffic: anything still offline or stored is brought online and uploaded."""
-    if canteens is None:
-        return
-    for pos in canteens.terminals:
-        if pos.offline:
-            await pos.go_online()
-        elif pos.offline_pending():
-            await pos.upload_stored()
-
-
 # -- facts and notes -------------------------------------------------------------------------------
 
 
@@ -377,7 +274,7 @@ def _device_net(collector: Collector, canteens: CanteenFleet | None) -> int | No
 
 
 def _print_setup(
-    options: RunOptions, hub: _Hub, fleets: _Fleets, hub_time: HubTime, console: Console
+    options: RunOptions, hub: _Hub, fleets: CampusDevices, hub_time: HubTime, console: Console
 ) -> None:
     spec = options.spec
     devices = ", ".join(
