@@ -29,6 +29,21 @@ class DeclineReason(enum.IntEnum):
     OUTSIDE_MEAL_WINDOW = 18
     MEAL_COUNT_EXCEEDED = 19
     REVERSED = 20
+    STUDENT_SUSPENDED = 21
+    STUDENT_GRADUATED = 22
+    STUDENT_WITHDRAWN = 23
+    CARD_FROZEN = 24
+    CARD_REPLACED = 25
+    ECARD_SUSPENDED = 26
+    SCENE_NOT_LIVE = 27
+    LOAN_LIMIT_REACHED = 28
+    LOAN_OVERDUE = 29
+    BOOK_NOT_ON_LOAN = 30
+    BOOK_UNAVAILABLE = 31
+    NOT_ON_ROSTER = 32
+    WRONG_ROOM = 33
+    OUTSIDE_CHECK_IN_WINDOW = 34
+    ALREADY_CHECKED_IN = 35
 
 
 APPROVED = DeclineReason.NONE
@@ -56,4 +71,19 @@ DISPLAY_TEXT: dict[DeclineReason, str] = {
     DeclineReason.OUTSIDE_MEAL_WINDOW: "非营业时段",
     DeclineReason.MEAL_COUNT_EXCEEDED: "本餐次消费次数已满",
     DeclineReason.REVERSED: "交易已冲正",
+    DeclineReason.STUDENT_SUSPENDED: "学籍已休学",
+    DeclineReason.STUDENT_GRADUATED: "学籍已毕业",
+    DeclineReason.STUDENT_WITHDRAWN: "学籍已退学",
+    DeclineReason.CARD_FROZEN: "卡已冻结，请到卡务中心",
+    DeclineReason.CARD_REPLACED: "卡已补换，请用新卡",
+    DeclineReason.ECARD_SUSPENDED: "电子社保卡已暂停",
+    DeclineReason.SCENE_NOT_LIVE: "本校暂未开通此功能",
+    DeclineReason.LOAN_LIMIT_REACHED: "借阅数量已满",
+    DeclineReason.LOAN_OVERDUE: "有逾期图书，请先归还",
+    DeclineReason.BOOK_NOT_ON_LOAN: "该书不在您的借阅中",
+    DeclineReason.BOOK_UNAVAILABLE: "该书已被借出",
+    DeclineReason.NOT_ON_ROSTER: "不在本场考试名单",
+    DeclineReason.WRONG_ROOM: "考场错误，请核对考场",
+    DeclineReason.OUTSIDE_CHECK_IN_WINDOW: "不在签到时间内",
+    DeclineReason.ALREADY_CHECKED_IN: "已签到",
 }

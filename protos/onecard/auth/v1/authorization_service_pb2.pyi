@@ -37,6 +37,13 @@ class _SceneEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Scene.ValueType
     SCENE_GATE_ENTRY: _Scene.ValueType  # 1
     SCENE_GATE_EXIT: _Scene.ValueType  # 2
     SCENE_CANTEEN_PURCHASE: _Scene.ValueType  # 3
+    SCENE_LIBRARY_BORROW: _Scene.ValueType  # 4
+    """Library desk (图书借阅) and exam tablet (考试管理) scenes; their taps go through
+    onecard.library.v1.LibraryService and onecard.exam.v1.ExamService, which carry the
+    book or the exam session, and answer with the same Decision and DeclineReason.
+    """
+    SCENE_LIBRARY_RETURN: _Scene.ValueType  # 5
+    SCENE_EXAM_CHECK_IN: _Scene.ValueType  # 6
 
 class Scene(_Scene, metaclass=_SceneEnumTypeWrapper):
     """Where a tap happens. Numbers 4 and up are kept for library and exam scenes."""
@@ -45,6 +52,13 @@ SCENE_UNSPECIFIED: Scene.ValueType  # 0
 SCENE_GATE_ENTRY: Scene.ValueType  # 1
 SCENE_GATE_EXIT: Scene.ValueType  # 2
 SCENE_CANTEEN_PURCHASE: Scene.ValueType  # 3
+SCENE_LIBRARY_BORROW: Scene.ValueType  # 4
+"""Library desk (图书借阅) and exam tablet (考试管理) scenes; their taps go through
+onecard.library.v1.LibraryService and onecard.exam.v1.ExamService, which carry the
+book or the exam session, and answer with the same Decision and DeclineReason.
+"""
+SCENE_LIBRARY_RETURN: Scene.ValueType  # 5
+SCENE_EXAM_CHECK_IN: Scene.ValueType  # 6
 Global___Scene: _TypeAlias = Scene  # noqa: Y015
 
 class _Decision:
@@ -111,6 +125,34 @@ class _DeclineReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Decline
     """The card has reached the number of payments allowed in this meal window."""
     DECLINE_REASON_REVERSED: _DeclineReason.ValueType  # 20
     """The terminal already sent a reversal for this request_id."""
+    DECLINE_REASON_STUDENT_SUSPENDED: _DeclineReason.ValueType  # 21
+    """学籍: the student's status is suspended (休学), graduated (毕业) or withdrawn (退学)."""
+    DECLINE_REASON_STUDENT_GRADUATED: _DeclineReason.ValueType  # 22
+    DECLINE_REASON_STUDENT_WITHDRAWN: _DeclineReason.ValueType  # 23
+    DECLINE_REASON_CARD_FROZEN: _DeclineReason.ValueType  # 24
+    """The school froze the card (reversible, distinct from a loss report)."""
+    DECLINE_REASON_CARD_REPLACED: _DeclineReason.ValueType  # 25
+    """The card was replaced (补换): dead for good; the new card works."""
+    DECLINE_REASON_ECARD_SUSPENDED: _DeclineReason.ValueType  # 26
+    """The e-card is suspended (the physical card may still work)."""
+    DECLINE_REASON_SCENE_NOT_LIVE: _DeclineReason.ValueType  # 27
+    """This scene is not live at this school yet (pilot roll-out)."""
+    DECLINE_REASON_LOAN_LIMIT_REACHED: _DeclineReason.ValueType  # 28
+    """Library: the student holds the most loans allowed."""
+    DECLINE_REASON_LOAN_OVERDUE: _DeclineReason.ValueType  # 29
+    """Library: an overdue loan blocks new borrowing."""
+    DECLINE_REASON_BOOK_NOT_ON_LOAN: _DeclineReason.ValueType  # 30
+    """Library: the book is not on loan to this card's student (return)."""
+    DECLINE_REASON_BOOK_UNAVAILABLE: _DeclineReason.ValueType  # 31
+    """Library: the book is on loan to someone else (borrow)."""
+    DECLINE_REASON_NOT_ON_ROSTER: _DeclineReason.ValueType  # 32
+    """Exam: the student is not on this session's roster."""
+    DECLINE_REASON_WRONG_ROOM: _DeclineReason.ValueType  # 33
+    """Exam: the student's seat is in another room."""
+    DECLINE_REASON_OUTSIDE_CHECK_IN_WINDOW: _DeclineReason.ValueType  # 34
+    """Exam: before the check-in window opens or after it closes."""
+    DECLINE_REASON_ALREADY_CHECKED_IN: _DeclineReason.ValueType  # 35
+    """Exam: checked in already; the response carries the first check-in's time."""
 
 class DeclineReason(_DeclineReason, metaclass=_DeclineReasonEnumTypeWrapper):
     """Why a tap or scan was declined. Set only when decision is DECISION_DECLINED."""
@@ -156,6 +198,34 @@ DECLINE_REASON_MEAL_COUNT_EXCEEDED: DeclineReason.ValueType  # 19
 """The card has reached the number of payments allowed in this meal window."""
 DECLINE_REASON_REVERSED: DeclineReason.ValueType  # 20
 """The terminal already sent a reversal for this request_id."""
+DECLINE_REASON_STUDENT_SUSPENDED: DeclineReason.ValueType  # 21
+"""学籍: the student's status is suspended (休学), graduated (毕业) or withdrawn (退学)."""
+DECLINE_REASON_STUDENT_GRADUATED: DeclineReason.ValueType  # 22
+DECLINE_REASON_STUDENT_WITHDRAWN: DeclineReason.ValueType  # 23
+DECLINE_REASON_CARD_FROZEN: DeclineReason.ValueType  # 24
+"""The school froze the card (reversible, distinct from a loss report)."""
+DECLINE_REASON_CARD_REPLACED: DeclineReason.ValueType  # 25
+"""The card was replaced (补换): dead for good; the new card works."""
+DECLINE_REASON_ECARD_SUSPENDED: DeclineReason.ValueType  # 26
+"""The e-card is suspended (the physical card may still work)."""
+DECLINE_REASON_SCENE_NOT_LIVE: DeclineReason.ValueType  # 27
+"""This scene is not live at this school yet (pilot roll-out)."""
+DECLINE_REASON_LOAN_LIMIT_REACHED: DeclineReason.ValueType  # 28
+"""Library: the student holds the most loans allowed."""
+DECLINE_REASON_LOAN_OVERDUE: DeclineReason.ValueType  # 29
+"""Library: an overdue loan blocks new borrowing."""
+DECLINE_REASON_BOOK_NOT_ON_LOAN: DeclineReason.ValueType  # 30
+"""Library: the book is not on loan to this card's student (return)."""
+DECLINE_REASON_BOOK_UNAVAILABLE: DeclineReason.ValueType  # 31
+"""Library: the book is on loan to someone else (borrow)."""
+DECLINE_REASON_NOT_ON_ROSTER: DeclineReason.ValueType  # 32
+"""Exam: the student is not on this session's roster."""
+DECLINE_REASON_WRONG_ROOM: DeclineReason.ValueType  # 33
+"""Exam: the student's seat is in another room."""
+DECLINE_REASON_OUTSIDE_CHECK_IN_WINDOW: DeclineReason.ValueType  # 34
+"""Exam: before the check-in window opens or after it closes."""
+DECLINE_REASON_ALREADY_CHECKED_IN: DeclineReason.ValueType  # 35
+"""Exam: checked in already; the response carries the first check-in's time."""
 Global___DeclineReason: _TypeAlias = DeclineReason  # noqa: Y015
 
 class _ReversalOutcome:

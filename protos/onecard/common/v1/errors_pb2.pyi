@@ -65,6 +65,17 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_HOLDER_PROOF_INVALID: _ErrorReason.ValueType  # 17
     """PERMISSION_DENIED: the e-card app's `proof` does not show that it holds the card's e-card key."""
+    ERROR_REASON_GUARDIAN_REQUIRED: _ErrorReason.ValueType  # 18
+    """FAILED_PRECONDITION: a student under 18 needs a guardian (name, ID number, relation) for this."""
+    ERROR_REASON_ILLEGAL_TRANSITION: _ErrorReason.ValueType  # 19
+    """FAILED_PRECONDITION: the change is not allowed from the current state (unlocking a replaced
+    card, closing a closed session, graduating a withdrawn student, ...). ErrorInfo metadata
+    "state" names the current state.
+    """
+    ERROR_REASON_IDENTITY_CHECK_FAILED: _ErrorReason.ValueType  # 20
+    """PERMISSION_DENIED: the identity check failed (ID number or PIN does not match)."""
+    ERROR_REASON_ROLE_NOT_ALLOWED: _ErrorReason.ValueType  # 21
+    """PERMISSION_DENIED: the operator's role does not allow this (a clerk on a province-only call)."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper): ...
 
@@ -107,4 +118,15 @@ cancelled, not yet enabled), e.g. no e-card code is minted for it.
 """
 ERROR_REASON_HOLDER_PROOF_INVALID: ErrorReason.ValueType  # 17
 """PERMISSION_DENIED: the e-card app's `proof` does not show that it holds the card's e-card key."""
+ERROR_REASON_GUARDIAN_REQUIRED: ErrorReason.ValueType  # 18
+"""FAILED_PRECONDITION: a student under 18 needs a guardian (name, ID number, relation) for this."""
+ERROR_REASON_ILLEGAL_TRANSITION: ErrorReason.ValueType  # 19
+"""FAILED_PRECONDITION: the change is not allowed from the current state (unlocking a replaced
+card, closing a closed session, graduating a withdrawn student, ...). ErrorInfo metadata
+"state" names the current state.
+"""
+ERROR_REASON_IDENTITY_CHECK_FAILED: ErrorReason.ValueType  # 20
+"""PERMISSION_DENIED: the identity check failed (ID number or PIN does not match)."""
+ERROR_REASON_ROLE_NOT_ALLOWED: ErrorReason.ValueType  # 21
+"""PERMISSION_DENIED: the operator's role does not allow this (a clerk on a province-only call)."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
