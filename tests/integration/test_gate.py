@@ -50,6 +50,6 @@ async def test_card_and_student_states_decline(campus: Campus) -> None:
     lost = await campus.send(campus.chip(campus.card(status="lost"), gate, ENTRY))
     assert name(lost.decline_reason) == "CARD_REPORTED_LOST"
     suspended = await campus.send(campus.qr(campus.card(enrollment="suspended"), gate, ENTRY))
-    assert name(suspended.decline_reason) == "STUDENT_NOT_ENROLLED"
+    assert name(suspended.decline_reason) == "STUDENT_SUSPENDED"
     other_school = await campus.send(campus.chip(campus.card(school=1), gate, ENTRY))
     assert name(other_school.decline_reason) == "CARD_OTHER_SCHOOL"

@@ -86,7 +86,7 @@ async def test_gate_mistakes_are_declined_for_their_reason(
         assert expired is not None and expired.outcome == "QR_EXPIRED"
         unusable = await fleet.mistake(school, arrival, "unusable_card")
         assert unusable is not None
-        assert unusable.outcome in ("CARD_REPORTED_LOST", "STUDENT_NOT_ENROLLED")
+        assert unusable.outcome in ("CARD_REPORTED_LOST", "STUDENT_SUSPENDED")
         inside = population.take(school, inside=True)  # get one student inside by an approved entry
         assert inside is not None
         inside.inside = False

@@ -174,22 +174,16 @@ class Campus:
         """Decides a tap and applies what it changes to the in-memory state."""
         self.check_scene(tap.terminal, tap.scene)
         card = self.cards.get(tap.card_no)
+        if tap.scene not in self.schools[tap.terminal.school_id].live_scenes:
+            return TapResult(DeclineReason.SCENE_NOT_LIVE, card)
         if card is None:
             return TapResult(DeclineReason.CARD_UNKNOWN, None)
         result = self._check_credential(card, tap, now_ms)
         if result.reason is not APPROVED:
             return result
-        student = card.student
-        if card.status is not CardStatus.ACTIVE:
-            result.reason = (
-                DeclineReason.CARD_REPORTED_LOST
-                if card.status is CardStatus.LOST
-                else DeclineReason.CARD_INACTIVE
-            )
-        elif student.school_id != tap.terminal.school_id:
-            result.reason = DeclineReason.CARD_OTHER_SCHOOL
-        elif student.enrollment is not Enrollment.ENROLLED:
-            result.reason = DeclineReason.STUDENT_NOT_ENROLLED
+        refusal = holder_refusal(card, tap.terminal.school_id, qr=isinstance(tap.credential, QrCredential))
+        if refusal is not APPROVED:
+            result.reason = refusal
         elif tap.scene is Scene.CANTEEN_PURCHASE:
             self._purchase(card, tap, now_ms, result)
         else:
@@ -381,3 +375,36 @@ def _meal_window(windows: tuple[MealWindow, ...], minute: int) -> MealWindow | N
         if meal.window.contains(minute):
             return meal
     return None
+
+
+_CARD_REFUSALS: dict[CardStatus, DeclineReason] = {
+    CardStatus.LOST: DeclineReason.CARD_REPORTED_LOST,
+    CardStatus.FROZEN: DeclineReason.CARD_FROZEN,
+    CardStatus.REPLACED: DeclineReason.CARD_REPLACED,
+    CardStatus.NOT_ENABLED: DeclineReason.CARD_INACTIVE,
+    CardStatus.CANCELLED: DeclineReason.CARD_INACTIVE,
+}
+_STUDENT_REFUSALS: dict[Enrollment, DeclineReason] = {
+    Enrollment.SUSPENDED: DeclineReason.STUDENT_SUSPENDED,
+    Enrollment.GRADUATED: DeclineReason.STUDENT_GRADUATED,
+    Enrollment.WITHDRAWN: DeclineReason.STUDENT_WITHDRAWN,
+}
+
+
+def holder_refusal(card: Card, school_id: str, *, qr: bool) -> DeclineReason:
+    """Why this card may not be used at a terminal of `school_id`, or APPROVED.
+
+    One rule for every scene (gate, canteen, library, exam): the card's identity function
+    is active (and its e-card, for a QR scan), the card belongs to this school, and its
+    student is enrolled (学籍).
+    """
+    if card.status is not CardStatus.ACTIVE:
+        return _CARD_REFUSALS.get(card.status, DeclineReason.CARD_INACTIVE)
+    if qr and card.ecard_suspended:
+        return DeclineReason.ECARD_SUSPENDED
+    student = card.student
+    if student.school_id != school_id:
+        return DeclineReason.CARD_OTHER_SCHOOL
+    if student.enrollment is not Enrollment.ENROLLED:
+        return _STUDENT_REFUSALS.get(student.enrollment, DeclineReason.STUDENT_NOT_ENROLLED)
+    return APPROVED

@@ -112,11 +112,16 @@ class SchoolPolicy:
     offline_max_stored: int = 5_000
 
 
+ALL_SCENES: frozenset[Scene] = frozenset(Scene)
+
+
 @dataclass(slots=True)
 class School:
     school_id: str
     name: str
     policy: SchoolPolicy
+    # Pilot roll-out: the scenes live at this school; a tap for another is declined SCENE_NOT_LIVE.
+    live_scenes: frozenset[Scene] = ALL_SCENES
 
 
 @dataclass(slots=True)
@@ -160,6 +165,7 @@ class Card:
     atc: int = 0
     pin_failures: int = 0
     presence: Presence = Presence.UNKNOWN
+    ecard_suspended: bool = False  # the e-card is suspended; the physical card may still work
     # When the presence last changed, by the hub's clock or an offline record's time (in memory
     # only: 0 after a restart), so an offline gate record older than a later pass does not undo it.
     presence_ms: int = 0

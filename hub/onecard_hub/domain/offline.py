@@ -21,7 +21,7 @@ An uploaded transaction is a record of what already happened, not a request. So:
 
 A record made with a card that was blocked (lost, frozen, …), or of a student who is not
 enrolled, is BOOKED all the same, and its result carries the reason the online path would have
-given (CARD_REPORTED_LOST, CARD_INACTIVE, STUDENT_NOT_ENROLLED) so the terminal and the card
+given (CARD_REPORTED_LOST, CARD_FROZEN, STUDENT_SUSPENDED, ...) so the terminal and the card
 office see it. Why book it: the terminal accepted the card — with an old copy of the blocklist,
 or none — and the meal was served or the gate opened; the record is a fact. Rejecting it would
 silently move the loss to the canteen and leave the ledger disagreeing with what happened. Who
@@ -42,11 +42,18 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from onecard_client.credentials import QR_MAX_LIFETIME_MS, chip_cryptogram, qr_mac, verify_qr_signature
-from onecard_hub.domain.campus import CLOCK_SKEW_MS, Campus, ChipCredential, Credential, QrCredential
+from onecard_hub.domain.campus import (
+    CLOCK_SKEW_MS,
+    Campus,
+    ChipCredential,
+    Credential,
+    QrCredential,
+    holder_refusal,
+)
 from onecard_hub.domain.clock import business_day
 from onecard_hub.domain.decisions import APPROVED, DeclineReason
 from onecard_hub.domain.ledger import Transfer, TransferKind
-from onecard_hub.domain.model import Card, CardStatus, Enrollment, Presence, Scene, Student, Terminal
+from onecard_hub.domain.model import Card, Presence, Scene, Student, Terminal
 
 
 class OfflineOutcome(enum.IntEnum):
@@ -256,13 +263,7 @@ def _refusal(
 
 def _flag(card: Card) -> DeclineReason:
     """What the online path would have declined this card for (booked all the same)."""
-    if card.status is CardStatus.LOST:
-        return DeclineReason.CARD_REPORTED_LOST
-    if card.status is not CardStatus.ACTIVE:
-        return DeclineReason.CARD_INACTIVE
-    if card.student.enrollment is not Enrollment.ENROLLED:
-        return DeclineReason.STUDENT_NOT_ENROLLED
-    return APPROVED
+    return holder_refusal(card, card.student.school_id, qr=False)
 
 
 def _apply(
