@@ -344,6 +344,7 @@ def _build(keys: HubKeys, options: SeedOptions, progress: bool) -> _Campus:
                 export["cards"].append(
                     {
                         "card_no": card_no,
+                        "student_id": student_id,
                         "school_id": school_id,
                         "student_group": group.value,
                         "card_key": derive_card_key(issuer_key, card_no).hex(),

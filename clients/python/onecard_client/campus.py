@@ -54,6 +54,7 @@ class CardCredential:
     atc: int  # the counter the chip holds after seeding; taps must send atc + 1 onwards
     status: str = "active"  # identity function: "active", "lost", "frozen", …
     enrollment: str = "enrolled"  # 学籍: "enrolled", "suspended", …
+    student_id: str = ""  # the holder (card-office, 学籍 and exam roster calls name the student)
 
     @property
     def usable(self) -> bool:
@@ -93,6 +94,7 @@ class CampusCredentials:
                     atc=c["atc"],
                     status=c.get("status", "active"),
                     enrollment=c.get("enrollment", "enrolled"),
+                    student_id=c.get("student_id", ""),
                 )
                 for c in doc["cards"]
             ],
