@@ -1,7 +1,8 @@
 """What simulated devices tell the scenario runner: one event per tap and per offline upload.
 
-Devices (gate readers, canteen POS) push events into an `EventSink`; the scenario runner
-collects them into throughput and latency series, decision counts and invariant checks.
+Devices (gate readers, canteen POS, library desks, exam tablets) push events into an `EventSink`;
+the scenario runner collects them into throughput and latency series, decision counts and
+invariant checks.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from typing import Protocol
 GATE_ENTRY = "gate_entry"
 GATE_EXIT = "gate_exit"
 CANTEEN_PURCHASE = "canteen_purchase"
-SCENES = (GATE_ENTRY, GATE_EXIT, CANTEEN_PURCHASE)
+LIBRARY_BORROW = "library_borrow"
+LIBRARY_RETURN = "library_return"
+EXAM_CHECK_IN = "exam_check_in"
+SCENES = (GATE_ENTRY, GATE_EXIT, CANTEEN_PURCHASE, LIBRARY_BORROW, LIBRARY_RETURN, EXAM_CHECK_IN)
 
 APPROVED = "APPROVED"
 OFFLINE_APPROVED = "OFFLINE_APPROVED"  # approved by the terminal on local rules, stored for upload
@@ -34,6 +38,9 @@ class TapEvent:
     terminal_id: str
     request_id: str = ""
     offline: bool = False
+    # time.monotonic() when the request left the device (its first attempt; the SDK may retry):
+    # what "sent after the loss report was answered" is measured against. 0.0 offline.
+    sent_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,11 @@
 """What every simulated terminal does: connect through the SDK, fetch its configuration,
 heartbeat, stamp taps with the hub's clock, and report each tap as a `TapEvent`.
 
-`GateReader` (gate.py) and `CanteenPos` (pos.py) build on `SimTerminal`. A terminal talks to
-the hub only through `onecard_client.TerminalClient`, as a vendor's device would: with mutual
-TLS when `pki_dir` is given (its certificate `terminals/<id>.crt` from `onecard-hub pki`),
-otherwise in plain text with the identity header.
+`GateReader` (gate.py), `CanteenPos` (pos.py), `LibraryDesk` (library_desk.py) and `ExamTablet`
+(exam_tablet.py) build on `SimTerminal`. A terminal talks to the hub only through
+`onecard_client.TerminalClient`, as a vendor's device would: with mutual TLS when `pki_dir` is
+given (its certificate `terminals/<id>.crt` from `onecard-hub pki`), otherwise in plain text with
+the identity header.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import contextlib
 import itertools
 import secrets
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import grpc
 
@@ -56,11 +59,25 @@ def client_config(
     return ClientConfig(target=target, deadline_s=deadline_s, tls=tls)
 
 
-def outcome_of(response: auth_pb.AuthorizeResponse) -> str:
+class Decided(Protocol):
+    """An answer to a tap: Authorize's, or a library or exam call's (same Decision, DeclineReason)."""
+
+    @property
+    def decision(self) -> int: ...
+
+    @property
+    def decline_reason(self) -> int: ...
+
+
+R = TypeVar("R", bound=Decided)
+
+
+def outcome_of(response: Decided) -> str:
     """ "APPROVED" or the decline reason's name without its prefix ("INSUFFICIENT_FUNDS")."""
     if response.decision == auth_pb.DECISION_APPROVED:
         return APPROVED
-    return auth_pb.DeclineReason.Name(response.decline_reason).removeprefix("DECLINE_REASON_")
+    reason = auth_pb.DeclineReason.Name(response.decline_reason)  # type: ignore[arg-type]
+    return reason.removeprefix("DECLINE_REASON_")
 
 
 def error_outcome(error: OneCardError) -> str:
@@ -356,10 +373,32 @@ class SimTerminal:
         Latency runs from `scheduled_at` when given (open loop, DESIGN §7: the time an arrival
         waited for a free slot counts), otherwise from now.
         """
-        sent = time.monotonic() if scheduled_at is None else scheduled_at
-        response: auth_pb.AuthorizeResponse | None
+        return await self.call(
+            self.client.authorize(request),
+            scene=scene,
+            card_no=card_no,
+            request_id=request.request_id,
+            tap_time_ms=request.tap_time.ToMilliseconds(),
+            scheduled_at=scheduled_at,
+        )
+
+    async def call(
+        self,
+        answer: Awaitable[R],
+        *,
+        scene: str,
+        card_no: str,
+        request_id: str,
+        tap_time_ms: int,
+        scheduled_at: float | None,
+    ) -> tuple[R | None, TapEvent]:
+        """Awaits one tap's call (Authorize, a library Borrow/Return, an exam CheckIn: any answer
+        with `decision` and `decline_reason`) and emits its TapEvent; see `send` for the latency."""
+        started = time.monotonic()
+        sent = started if scheduled_at is None else scheduled_at
+        response: R | None
         try:
-            response = await self.client.authorize(request)
+            response = await answer
         except OneCardError as error:
             response, outcome = None, error_outcome(error)
         else:
@@ -369,11 +408,12 @@ class SimTerminal:
             scene=scene,
             outcome=outcome,
             latency_ms=(done - sent) * 1000,
-            hub_ms=request.tap_time.ToMilliseconds(),
+            hub_ms=tap_time_ms,
             real_s=done,
             card_no=card_no,
             terminal_id=self.terminal_id,
-            request_id=request.request_id,
+            request_id=request_id,
+            sent_s=started,
         )
         self.sink.tap(event)
         return response, event
