@@ -23,47 +23,60 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from onecard.auth.v1 import authorization_service_pb2 as onecard_dot_auth_dot_v1_dot_authorization__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$onecard/admin/v1/admin_service.proto\x12\x10onecard.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8e\x02\n\x08Terminal\x12\x13\n\x0bterminal_id\x18\x01 \x01(\t\x12\x11\n\tschool_id\x18\x02 \x01(\t\x12,\n\x04kind\x18\x03 \x01(\x0e\x32\x1e.onecard.admin.v1.TerminalKind\x12\x10\n\x08location\x18\x04 \x01(\t\x12\x12\n\ngate_group\x18\x05 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x06 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x07 \x01(\x08\x12-\n\tlast_seen\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10software_version\x18\t \x01(\t\x12\x17\n\x0foffline_pending\x18\n \x01(\x05\"[\n\x17RegisterTerminalRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12,\n\x08terminal\x18\x02 \x01(\x0b\x32\x1a.onecard.admin.v1.Terminal\"H\n\x18RegisterTerminalResponse\x12,\n\x08terminal\x18\x01 \x01(\x0b\x32\x1a.onecard.admin.v1.Terminal\")\n\x12GetTerminalRequest\x12\x13\n\x0bterminal_id\x18\x01 \x01(\t\"C\n\x13GetTerminalResponse\x12,\n\x08terminal\x18\x01 \x01(\x0b\x32\x1a.onecard.admin.v1.Terminal\"\x19\n\x17GetLedgerSummaryRequest\"G\n\x10\x41\x63\x63ountKindTotal\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63ounts\x18\x02 \x01(\x03\x12\x13\n\x0b\x62\x61lance_fen\x18\x03 \x01(\x03\"w\n\x18GetLedgerSummaryResponse\x12\x0f\n\x07sum_fen\x18\x01 \x01(\x03\x12\x16\n\x0etransfer_count\x18\x02 \x01(\x03\x12\x32\n\x06totals\x18\x03 \x03(\x0b\x32\".onecard.admin.v1.AccountKindTotal\")\n\x14ListTerminalsRequest\x12\x11\n\tschool_id\x18\x01 \x01(\t\"F\n\x15ListTerminalsResponse\x12-\n\tterminals\x18\x01 \x03(\x0b\x32\x1a.onecard.admin.v1.Terminal\"U\n\x19SetTerminalEnabledRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0bterminal_id\x18\x02 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x03 \x01(\x08\"J\n\x1aSetTerminalEnabledResponse\x12,\n\x08terminal\x18\x01 \x01(\x0b\x32\x1a.onecard.admin.v1.Terminal\"+\n\x16ListWalletDebtsRequest\x12\x11\n\tschool_id\x18\x01 \x01(\t\"u\n\nWalletDebt\x12\x12\n\nstudent_id\x18\x01 \x01(\t\x12\x1a\n\x12holder_name_masked\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61rd_no\x18\x03 \x01(\t\x12\x10\n\x08\x64\x65\x62t_fen\x18\x04 \x01(\x03\x12\x14\n\x0coffline_refs\x18\x05 \x03(\t\"^\n\x17ListWalletDebtsResponse\x12+\n\x05\x64\x65\x62ts\x18\x01 \x03(\x0b\x32\x1c.onecard.admin.v1.WalletDebt\x12\x16\n\x0etotal_debt_fen\x18\x02 \x01(\x03*\xbc\x01\n\x0cTerminalKind\x12\x1d\n\x19TERMINAL_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12TERMINAL_KIND_GATE\x10\x01\x12\x1d\n\x19TERMINAL_KIND_CANTEEN_POS\x10\x02\x12\x1e\n\x1aTERMINAL_KIND_LIBRARY_DESK\x10\x03\x12\x1d\n\x19TERMINAL_KIND_EXAM_TABLET\x10\x04\x12\x17\n\x13TERMINAL_KIND_KIOSK\x10\x05\x32\xfb\x04\n\x0c\x41\x64minService\x12i\n\x10RegisterTerminal\x12).onecard.admin.v1.RegisterTerminalRequest\x1a*.onecard.admin.v1.RegisterTerminalResponse\x12Z\n\x0bGetTerminal\x12$.onecard.admin.v1.GetTerminalRequest\x1a%.onecard.admin.v1.GetTerminalResponse\x12`\n\rListTerminals\x12&.onecard.admin.v1.ListTerminalsRequest\x1a\'.onecard.admin.v1.ListTerminalsResponse\x12o\n\x12SetTerminalEnabled\x12+.onecard.admin.v1.SetTerminalEnabledRequest\x1a,.onecard.admin.v1.SetTerminalEnabledResponse\x12\x66\n\x0fListWalletDebts\x12(.onecard.admin.v1.ListWalletDebtsRequest\x1a).onecard.admin.v1.ListWalletDebtsResponse\x12i\n\x10GetLedgerSummary\x12).onecard.admin.v1.GetLedgerSummaryRequest\x1a*.onecard.admin.v1.GetLedgerSummaryResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$onecard/admin/v1/admin_service.proto\x12\x10onecard.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a+onecard/auth/v1/authorization_service.proto\"\x8e\x02\n\x08Terminal\x12\x13\n\x0bterminal_id\x18\x01 \x01(\t\x12\x11\n\tschool_id\x18\x02 \x01(\t\x12,\n\x04kind\x18\x03 \x01(\x0e\x32\x1e.onecard.admin.v1.TerminalKind\x12\x10\n\x08location\x18\x04 \x01(\t\x12\x12\n\ngate_group\x18\x05 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x06 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x07 \x01(\x08\x12-\n\tlast_seen\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10software_version\x18\t \x01(\t\x12\x17\n\x0foffline_pending\x18\n \x01(\x05\"[\n\x17RegisterTerminalRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12,\n\x08terminal\x18\x02 \x01(\x0b\x32\x1a.onecard.admin.v1.Terminal\"H\n\x18RegisterTerminalResponse\x12,\n\x08terminal\x18\x01 \x01(\x0b\x32\x1a.onecard.admin.v1.Terminal\")\n\x12GetTerminalRequest\x12\x13\n\x0bterminal_id\x18\x01 \x01(\t\"C\n\x13GetTerminalResponse\x12,\n\x08terminal\x18\x01 \x01(\x0b\x32\x1a.onecard.admin.v1.Terminal\"\x19\n\x17GetLedgerSummaryRequest\"G\n\x10\x41\x63\x63ountKindTotal\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63ounts\x18\x02 \x01(\x03\x12\x13\n\x0b\x62\x61lance_fen\x18\x03 \x01(\x03\"w\n\x18GetLedgerSummaryResponse\x12\x0f\n\x07sum_fen\x18\x01 \x01(\x03\x12\x16\n\x0etransfer_count\x18\x02 \x01(\x03\x12\x32\n\x06totals\x18\x03 \x03(\x0b\x32\".onecard.admin.v1.AccountKindTotal\")\n\x14ListTerminalsRequest\x12\x11\n\tschool_id\x18\x01 \x01(\t\"F\n\x15ListTerminalsResponse\x12-\n\tterminals\x18\x01 \x03(\x0b\x32\x1a.onecard.admin.v1.Terminal\"U\n\x19SetTerminalEnabledRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0bterminal_id\x18\x02 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x03 \x01(\x08\"J\n\x1aSetTerminalEnabledResponse\x12,\n\x08terminal\x18\x01 \x01(\x0b\x32\x1a.onecard.admin.v1.Terminal\"+\n\x16ListWalletDebtsRequest\x12\x11\n\tschool_id\x18\x01 \x01(\t\"u\n\nWalletDebt\x12\x12\n\nstudent_id\x18\x01 \x01(\t\x12\x1a\n\x12holder_name_masked\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61rd_no\x18\x03 \x01(\t\x12\x10\n\x08\x64\x65\x62t_fen\x18\x04 \x01(\x03\x12\x14\n\x0coffline_refs\x18\x05 \x03(\t\"^\n\x17ListWalletDebtsResponse\x12+\n\x05\x64\x65\x62ts\x18\x01 \x03(\x0b\x32\x1c.onecard.admin.v1.WalletDebt\x12\x16\n\x0etotal_debt_fen\x18\x02 \x01(\x03\"\xcc\x01\n\rPolicySummary\x12\x1a\n\x12pin_free_limit_fen\x18\x01 \x01(\x03\x12\x17\n\x0f\x64\x61ily_limit_fen\x18\x02 \x01(\x03\x12\x18\n\x10pin_max_failures\x18\x03 \x01(\x05\x12\x14\n\x0cmeal_windows\x18\x04 \x03(\t\x12\x13\n\x0bgate_groups\x18\x05 \x03(\t\x12\x1f\n\x17offline_per_payment_fen\x18\x06 \x01(\x03\x12 \n\x18offline_per_card_day_fen\x18\x07 \x01(\x03\"\xf6\x01\n\x06School\x12\x11\n\tschool_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12+\n\x0blive_scenes\x18\x03 \x03(\x0e\x32\x16.onecard.auth.v1.Scene\x12/\n\x06policy\x18\x04 \x01(\x0b\x32\x1f.onecard.admin.v1.PolicySummary\x12\x19\n\x11students_enrolled\x18\x05 \x01(\x05\x12\x1a\n\x12students_suspended\x18\x06 \x01(\x05\x12\x1a\n\x12students_graduated\x18\x07 \x01(\x05\x12\x1a\n\x12students_withdrawn\x18\x08 \x01(\x05\"e\n\x14SetLiveScenesRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tschool_id\x18\x02 \x01(\t\x12&\n\x06scenes\x18\x03 \x03(\x0e\x32\x16.onecard.auth.v1.Scene\"A\n\x15SetLiveScenesResponse\x12(\n\x06school\x18\x01 \x01(\x0b\x32\x18.onecard.admin.v1.School\"%\n\x10GetSchoolRequest\x12\x11\n\tschool_id\x18\x01 \x01(\t\"=\n\x11GetSchoolResponse\x12(\n\x06school\x18\x01 \x01(\x0b\x32\x18.onecard.admin.v1.School*\xbc\x01\n\x0cTerminalKind\x12\x1d\n\x19TERMINAL_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12TERMINAL_KIND_GATE\x10\x01\x12\x1d\n\x19TERMINAL_KIND_CANTEEN_POS\x10\x02\x12\x1e\n\x1aTERMINAL_KIND_LIBRARY_DESK\x10\x03\x12\x1d\n\x19TERMINAL_KIND_EXAM_TABLET\x10\x04\x12\x17\n\x13TERMINAL_KIND_KIOSK\x10\x05\x32\xb3\x06\n\x0c\x41\x64minService\x12i\n\x10RegisterTerminal\x12).onecard.admin.v1.RegisterTerminalRequest\x1a*.onecard.admin.v1.RegisterTerminalResponse\x12Z\n\x0bGetTerminal\x12$.onecard.admin.v1.GetTerminalRequest\x1a%.onecard.admin.v1.GetTerminalResponse\x12`\n\rListTerminals\x12&.onecard.admin.v1.ListTerminalsRequest\x1a\'.onecard.admin.v1.ListTerminalsResponse\x12o\n\x12SetTerminalEnabled\x12+.onecard.admin.v1.SetTerminalEnabledRequest\x1a,.onecard.admin.v1.SetTerminalEnabledResponse\x12\x66\n\x0fListWalletDebts\x12(.onecard.admin.v1.ListWalletDebtsRequest\x1a).onecard.admin.v1.ListWalletDebtsResponse\x12i\n\x10GetLedgerSummary\x12).onecard.admin.v1.GetLedgerSummaryRequest\x1a*.onecard.admin.v1.GetLedgerSummaryResponse\x12`\n\rSetLiveScenes\x12&.onecard.admin.v1.SetLiveScenesRequest\x1a\'.onecard.admin.v1.SetLiveScenesResponse\x12T\n\tGetSchool\x12\".onecard.admin.v1.GetSchoolRequest\x1a#.onecard.admin.v1.GetSchoolResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'onecard.admin.v1.admin_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TERMINALKIND']._serialized_start=1403
-  _globals['_TERMINALKIND']._serialized_end=1591
-  _globals['_TERMINAL']._serialized_start=92
-  _globals['_TERMINAL']._serialized_end=362
-  _globals['_REGISTERTERMINALREQUEST']._serialized_start=364
-  _globals['_REGISTERTERMINALREQUEST']._serialized_end=455
-  _globals['_REGISTERTERMINALRESPONSE']._serialized_start=457
-  _globals['_REGISTERTERMINALRESPONSE']._serialized_end=529
-  _globals['_GETTERMINALREQUEST']._serialized_start=531
-  _globals['_GETTERMINALREQUEST']._serialized_end=572
-  _globals['_GETTERMINALRESPONSE']._serialized_start=574
-  _globals['_GETTERMINALRESPONSE']._serialized_end=641
-  _globals['_GETLEDGERSUMMARYREQUEST']._serialized_start=643
-  _globals['_GETLEDGERSUMMARYREQUEST']._serialized_end=668
-  _globals['_ACCOUNTKINDTOTAL']._serialized_start=670
-  _globals['_ACCOUNTKINDTOTAL']._serialized_end=741
-  _globals['_GETLEDGERSUMMARYRESPONSE']._serialized_start=743
-  _globals['_GETLEDGERSUMMARYRESPONSE']._serialized_end=862
-  _globals['_LISTTERMINALSREQUEST']._serialized_start=864
-  _globals['_LISTTERMINALSREQUEST']._serialized_end=905
-  _globals['_LISTTERMINALSRESPONSE']._serialized_start=907
-  _globals['_LISTTERMINALSRESPONSE']._serialized_end=977
-  _globals['_SETTERMINALENABLEDREQUEST']._serialized_start=979
-  _globals['_SETTERMINALENABLEDREQUEST']._serialized_end=1064
-  _globals['_SETTERMINALENABLEDRESPONSE']._serialized_start=1066
-  _globals['_SETTERMINALENABLEDRESPONSE']._serialized_end=1140
-  _globals['_LISTWALLETDEBTSREQUEST']._serialized_start=1142
-  _globals['_LISTWALLETDEBTSREQUEST']._serialized_end=1185
-  _globals['_WALLETDEBT']._serialized_start=1187
-  _globals['_WALLETDEBT']._serialized_end=1304
-  _globals['_LISTWALLETDEBTSRESPONSE']._serialized_start=1306
-  _globals['_LISTWALLETDEBTSRESPONSE']._serialized_end=1400
-  _globals['_ADMINSERVICE']._serialized_start=1594
-  _globals['_ADMINSERVICE']._serialized_end=2229
+  _globals['_TERMINALKIND']._serialized_start=2176
+  _globals['_TERMINALKIND']._serialized_end=2364
+  _globals['_TERMINAL']._serialized_start=137
+  _globals['_TERMINAL']._serialized_end=407
+  _globals['_REGISTERTERMINALREQUEST']._serialized_start=409
+  _globals['_REGISTERTERMINALREQUEST']._serialized_end=500
+  _globals['_REGISTERTERMINALRESPONSE']._serialized_start=502
+  _globals['_REGISTERTERMINALRESPONSE']._serialized_end=574
+  _globals['_GETTERMINALREQUEST']._serialized_start=576
+  _globals['_GETTERMINALREQUEST']._serialized_end=617
+  _globals['_GETTERMINALRESPONSE']._serialized_start=619
+  _globals['_GETTERMINALRESPONSE']._serialized_end=686
+  _globals['_GETLEDGERSUMMARYREQUEST']._serialized_start=688
+  _globals['_GETLEDGERSUMMARYREQUEST']._serialized_end=713
+  _globals['_ACCOUNTKINDTOTAL']._serialized_start=715
+  _globals['_ACCOUNTKINDTOTAL']._serialized_end=786
+  _globals['_GETLEDGERSUMMARYRESPONSE']._serialized_start=788
+  _globals['_GETLEDGERSUMMARYRESPONSE']._serialized_end=907
+  _globals['_LISTTERMINALSREQUEST']._serialized_start=909
+  _globals['_LISTTERMINALSREQUEST']._serialized_end=950
+  _globals['_LISTTERMINALSRESPONSE']._serialized_start=952
+  _globals['_LISTTERMINALSRESPONSE']._serialized_end=1022
+  _globals['_SETTERMINALENABLEDREQUEST']._serialized_start=1024
+  _globals['_SETTERMINALENABLEDREQUEST']._serialized_end=1109
+  _globals['_SETTERMINALENABLEDRESPONSE']._serialized_start=1111
+  _globals['_SETTERMINALENABLEDRESPONSE']._serialized_end=1185
+  _globals['_LISTWALLETDEBTSREQUEST']._serialized_start=1187
+  _globals['_LISTWALLETDEBTSREQUEST']._serialized_end=1230
+  _globals['_WALLETDEBT']._serialized_start=1232
+  _globals['_WALLETDEBT']._serialized_end=1349
+  _globals['_LISTWALLETDEBTSRESPONSE']._serialized_start=1351
+  _globals['_LISTWALLETDEBTSRESPONSE']._serialized_end=1445
+  _globals['_POLICYSUMMARY']._serialized_start=1448
+  _globals['_POLICYSUMMARY']._serialized_end=1652
+  _globals['_SCHOOL']._serialized_start=1655
+  _globals['_SCHOOL']._serialized_end=1901
+  _globals['_SETLIVESCENESREQUEST']._serialized_start=1903
+  _globals['_SETLIVESCENESREQUEST']._serialized_end=2004
+  _globals['_SETLIVESCENESRESPONSE']._serialized_start=2006
+  _globals['_SETLIVESCENESRESPONSE']._serialized_end=2071
+  _globals['_GETSCHOOLREQUEST']._serialized_start=2073
+  _globals['_GETSCHOOLREQUEST']._serialized_end=2110
+  _globals['_GETSCHOOLRESPONSE']._serialized_start=2112
+  _globals['_GETSCHOOLRESPONSE']._serialized_end=2173
+  _globals['_ADMINSERVICE']._serialized_start=2367
+  _globals['_ADMINSERVICE']._serialized_end=3186
 # @@protoc_insertion_point(module_scope)

@@ -12,6 +12,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from onecard.auth.v1 import authorization_service_pb2 as _authorization_service_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -410,3 +411,179 @@ class ListWalletDebtsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListWalletDebtsResponse: _TypeAlias = ListWalletDebtsResponse  # noqa: Y015
+
+@_typing.final
+class PolicySummary(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PIN_FREE_LIMIT_FEN_FIELD_NUMBER: _builtins.int
+    DAILY_LIMIT_FEN_FIELD_NUMBER: _builtins.int
+    PIN_MAX_FAILURES_FIELD_NUMBER: _builtins.int
+    MEAL_WINDOWS_FIELD_NUMBER: _builtins.int
+    GATE_GROUPS_FIELD_NUMBER: _builtins.int
+    OFFLINE_PER_PAYMENT_FEN_FIELD_NUMBER: _builtins.int
+    OFFLINE_PER_CARD_DAY_FEN_FIELD_NUMBER: _builtins.int
+    pin_free_limit_fen: _builtins.int
+    daily_limit_fen: _builtins.int
+    pin_max_failures: _builtins.int
+    offline_per_payment_fen: _builtins.int
+    offline_per_card_day_fen: _builtins.int
+    @_builtins.property
+    def meal_windows(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Meal windows by name with their local times: "lunch 11:00-13:30"."""
+
+    @_builtins.property
+    def gate_groups(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Gate groups by name with their anti-passback mode: "main (hard)"."""
+
+    def __init__(
+        self,
+        *,
+        pin_free_limit_fen: _builtins.int = ...,
+        daily_limit_fen: _builtins.int = ...,
+        pin_max_failures: _builtins.int = ...,
+        meal_windows: _abc.Iterable[_builtins.str] | None = ...,
+        gate_groups: _abc.Iterable[_builtins.str] | None = ...,
+        offline_per_payment_fen: _builtins.int = ...,
+        offline_per_card_day_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["daily_limit_fen", b"daily_limit_fen", "gate_groups", b"gate_groups", "meal_windows", b"meal_windows", "offline_per_card_day_fen", b"offline_per_card_day_fen", "offline_per_payment_fen", b"offline_per_payment_fen", "pin_free_limit_fen", b"pin_free_limit_fen", "pin_max_failures", b"pin_max_failures"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PolicySummary: _TypeAlias = PolicySummary  # noqa: Y015
+
+@_typing.final
+class School(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHOOL_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    LIVE_SCENES_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
+    STUDENTS_ENROLLED_FIELD_NUMBER: _builtins.int
+    STUDENTS_SUSPENDED_FIELD_NUMBER: _builtins.int
+    STUDENTS_GRADUATED_FIELD_NUMBER: _builtins.int
+    STUDENTS_WITHDRAWN_FIELD_NUMBER: _builtins.int
+    school_id: _builtins.str
+    name: _builtins.str
+    students_enrolled: _builtins.int
+    """Students by 学籍 status."""
+    students_suspended: _builtins.int
+    students_graduated: _builtins.int
+    students_withdrawn: _builtins.int
+    @_builtins.property
+    def live_scenes(self) -> _containers.RepeatedScalarFieldContainer[_authorization_service_pb2.Scene.ValueType]:
+        """The scenes live at this school, in enum order; a tap for any other is declined SCENE_NOT_LIVE."""
+
+    @_builtins.property
+    def policy(self) -> Global___PolicySummary: ...
+    def __init__(
+        self,
+        *,
+        school_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        live_scenes: _abc.Iterable[_authorization_service_pb2.Scene.ValueType] | None = ...,
+        policy: Global___PolicySummary | None = ...,
+        students_enrolled: _builtins.int = ...,
+        students_suspended: _builtins.int = ...,
+        students_graduated: _builtins.int = ...,
+        students_withdrawn: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["live_scenes", b"live_scenes", "name", b"name", "policy", b"policy", "school_id", b"school_id", "students_enrolled", b"students_enrolled", "students_graduated", b"students_graduated", "students_suspended", b"students_suspended", "students_withdrawn", b"students_withdrawn"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___School: _TypeAlias = School  # noqa: Y015
+
+@_typing.final
+class SetLiveScenesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SCHOOL_ID_FIELD_NUMBER: _builtins.int
+    SCENES_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    school_id: _builtins.str
+    @_builtins.property
+    def scenes(self) -> _containers.RepeatedScalarFieldContainer[_authorization_service_pb2.Scene.ValueType]:
+        """Every scene to be live from now on (the others are not); may be empty. Repeats are ignored."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        school_id: _builtins.str = ...,
+        scenes: _abc.Iterable[_authorization_service_pb2.Scene.ValueType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "scenes", b"scenes", "school_id", b"school_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetLiveScenesRequest: _TypeAlias = SetLiveScenesRequest  # noqa: Y015
+
+@_typing.final
+class SetLiveScenesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHOOL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def school(self) -> Global___School: ...
+    def __init__(
+        self,
+        *,
+        school: Global___School | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["school", b"school"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["school", b"school"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetLiveScenesResponse: _TypeAlias = SetLiveScenesResponse  # noqa: Y015
+
+@_typing.final
+class GetSchoolRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHOOL_ID_FIELD_NUMBER: _builtins.int
+    school_id: _builtins.str
+    """A clerk may name only their own school."""
+    def __init__(
+        self,
+        *,
+        school_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["school_id", b"school_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSchoolRequest: _TypeAlias = GetSchoolRequest  # noqa: Y015
+
+@_typing.final
+class GetSchoolResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHOOL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def school(self) -> Global___School: ...
+    def __init__(
+        self,
+        *,
+        school: Global___School | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["school", b"school"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["school", b"school"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSchoolResponse: _TypeAlias = GetSchoolResponse  # noqa: Y015

@@ -64,6 +64,16 @@ class AdminServiceStub:
                 request_serializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetLedgerSummaryRequest.SerializeToString,
                 response_deserializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetLedgerSummaryResponse.FromString,
                 _registered_method=True)
+        self.SetLiveScenes = channel.unary_unary(
+                '/onecard.admin.v1.AdminService/SetLiveScenes',
+                request_serializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.SetLiveScenesRequest.SerializeToString,
+                response_deserializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.SetLiveScenesResponse.FromString,
+                _registered_method=True)
+        self.GetSchool = channel.unary_unary(
+                '/onecard.admin.v1.AdminService/GetSchool',
+                request_serializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetSchoolRequest.SerializeToString,
+                response_deserializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetSchoolResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -110,6 +120,21 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetLiveScenes(self, request, context):
+        """Pilot roll-out: sets which scenes are live at a school (province administrators only). Takes
+        effect at once: a tap for a scene that is not live is declined SCENE_NOT_LIVE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSchool(self, request, context):
+        """A school: its live scenes, its policy in short and how many students it has.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -142,6 +167,16 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.GetLedgerSummary,
                     request_deserializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetLedgerSummaryRequest.FromString,
                     response_serializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetLedgerSummaryResponse.SerializeToString,
+            ),
+            'SetLiveScenes': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetLiveScenes,
+                    request_deserializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.SetLiveScenesRequest.FromString,
+                    response_serializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.SetLiveScenesResponse.SerializeToString,
+            ),
+            'GetSchool': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSchool,
+                    request_deserializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetSchoolRequest.FromString,
+                    response_serializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetSchoolResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -306,6 +341,60 @@ class AdminService:
             '/onecard.admin.v1.AdminService/GetLedgerSummary',
             onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetLedgerSummaryRequest.SerializeToString,
             onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetLedgerSummaryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetLiveScenes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/onecard.admin.v1.AdminService/SetLiveScenes',
+            onecard_dot_admin_dot_v1_dot_admin__service__pb2.SetLiveScenesRequest.SerializeToString,
+            onecard_dot_admin_dot_v1_dot_admin__service__pb2.SetLiveScenesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSchool(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/onecard.admin.v1.AdminService/GetSchool',
+            onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetSchoolRequest.SerializeToString,
+            onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetSchoolResponse.FromString,
             options,
             channel_credentials,
             insecure,

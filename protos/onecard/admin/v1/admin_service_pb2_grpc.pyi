@@ -45,6 +45,12 @@ class AdminServiceStub:
     """Wallets that offline overspending left below zero, per school."""
     GetLedgerSummary: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetLedgerSummaryRequest, _admin_service_pb2.GetLedgerSummaryResponse]
     """Trial balance of the double-entry ledger: the sum over all accounts is always 0."""
+    SetLiveScenes: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.SetLiveScenesRequest, _admin_service_pb2.SetLiveScenesResponse]
+    """Pilot roll-out: sets which scenes are live at a school (province administrators only). Takes
+    effect at once: a tap for a scene that is not live is declined SCENE_NOT_LIVE.
+    """
+    GetSchool: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetSchoolRequest, _admin_service_pb2.GetSchoolResponse]
+    """A school: its live scenes, its policy in short and how many students it has."""
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -60,6 +66,12 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Wallets that offline overspending left below zero, per school."""
     GetLedgerSummary: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetLedgerSummaryRequest, _admin_service_pb2.GetLedgerSummaryResponse]  # type: ignore[assignment]
     """Trial balance of the double-entry ledger: the sum over all accounts is always 0."""
+    SetLiveScenes: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.SetLiveScenesRequest, _admin_service_pb2.SetLiveScenesResponse]  # type: ignore[assignment]
+    """Pilot roll-out: sets which scenes are live at a school (province administrators only). Takes
+    effect at once: a tap for a scene that is not live is declined SCENE_NOT_LIVE.
+    """
+    GetSchool: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetSchoolRequest, _admin_service_pb2.GetSchoolResponse]  # type: ignore[assignment]
+    """A school: its live scenes, its policy in short and how many students it has."""
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -108,5 +120,23 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.GetLedgerSummaryResponse, _abc.Awaitable[_admin_service_pb2.GetLedgerSummaryResponse]]:
         """Trial balance of the double-entry ledger: the sum over all accounts is always 0."""
+
+    @_abc_1.abstractmethod
+    def SetLiveScenes(
+        self,
+        request: _admin_service_pb2.SetLiveScenesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.SetLiveScenesResponse, _abc.Awaitable[_admin_service_pb2.SetLiveScenesResponse]]:
+        """Pilot roll-out: sets which scenes are live at a school (province administrators only). Takes
+        effect at once: a tap for a scene that is not live is declined SCENE_NOT_LIVE.
+        """
+
+    @_abc_1.abstractmethod
+    def GetSchool(
+        self,
+        request: _admin_service_pb2.GetSchoolRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.GetSchoolResponse, _abc.Awaitable[_admin_service_pb2.GetSchoolResponse]]:
+        """A school: its live scenes, its policy in short and how many students it has."""
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
