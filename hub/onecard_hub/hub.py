@@ -95,6 +95,7 @@ class Hub:
         self.registry = state.registry
         self.merchant_accounts = state.merchant_accounts
         self.offline_book = state.offline  # see offline.py
+        self.card_book = state.card_office  # see card_office/
         self._seq = await self.store.max_seq()
         self.writer.start()
         self._housekeeping = asyncio.get_running_loop().create_task(self._tidy(), name="housekeeping")

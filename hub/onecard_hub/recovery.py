@@ -3,6 +3,7 @@
 The journal is the truth: balances come from the ledger's accounts; counters, PIN
 failures and presence from card_state; today's spending, meal counts, used QR nonces,
 refundable purchases and pending reversals from the requests of the retention window.
+Each student's current card and guardians (the card office) from cards and guardians.
 Blocklists come from the cards' statuses; heartbeats from terminal_status; the keys of every
 booked offline record (and the debts they left) from offline_transactions.
 """
@@ -13,9 +14,12 @@ from dataclasses import dataclass
 
 from onecard_client.credentials import derive_card_key, derive_ecard_key
 from onecard_hub.domain.campus import Campus, GatePass, PinHasher, Purchase
+from onecard_hub.domain.card_lifecycle import CardBook
 from onecard_hub.domain.clock import business_day
+from onecard_hub.domain.guardian import Guardian, Relation
 from onecard_hub.domain.ledger import Account, AccountKind, Ledger
 from onecard_hub.domain.model import (
+    BankStatus,
     Card,
     CardStatus,
     Enrollment,
@@ -49,6 +53,7 @@ class HotState:
     registry: Registry
     merchant_accounts: dict[str, int]
     offline: OfflineBook
+    card_office: CardBook
 
 
 def terminal_from_row(row: TerminalRow, merchant_accounts: dict[str, int]) -> Terminal:
@@ -79,8 +84,11 @@ def rebuild(snap: Snapshot, keys: HubKeys, pin_hasher: PinHasher, now_ms: int) -
             group=StudentGroup(st.student_group),
             enrollment=Enrollment(st.enrollment),
             wallet=Wallet(ledger.accounts[st.wallet_account_id]),
+            birth_date=st.birth_date,
+            id_index=st.id_number_index,
         )
     issuer, ecard = keys.issuer_master.key, keys.ecard_master.key
+    card_book = CardBook()  # cards in issue order: the newest live card is the student's current one
     for c in snap.cards:
         campus.cards[c.card_no] = Card(
             card_no=c.card_no,
@@ -92,6 +100,20 @@ def rebuild(snap: Snapshot, keys: HubKeys, pin_hasher: PinHasher, now_ms: int) -
             atc=c.atc,
             pin_failures=c.pin_failures,
             presence=Presence(c.presence),
+            ecard_suspended=c.ecard_suspended,
+            ecard_issued=c.ecard_issued,
+            generation=c.generation,
+            bank_code=c.bank_code,
+            bank_status=BankStatus(c.bank_status),
+            issued_ms=c.issued_ms,
+            replaced_by=c.replaced_by,
+        )
+        card_book.note_card(campus.cards[c.card_no])
+    for g in snap.guardians:
+        card_book.guardians.setdefault(g.student_id, []).append(
+            Guardian(
+                mask_name(g.name), g.id_number_index, g.id_number_masked, Relation(g.relation), g.added_ms
+            )
         )
     merchant_accounts = {m.merchant_id: m.account_id for m in snap.merchants}
     for t in snap.terminals:
@@ -154,4 +176,4 @@ def rebuild(snap: Snapshot, keys: HubKeys, pin_hasher: PinHasher, now_ms: int) -
             wallet.roll_to(today)
             wallet.spent_today_fen += purchase.amount_fen
             wallet.meal_counts[purchase.meal_window] = wallet.meal_counts.get(purchase.meal_window, 0) + 1
-    return HotState(campus, registry, merchant_accounts, offline)
+    return HotState(campus, registry, merchant_accounts, offline, card_book)

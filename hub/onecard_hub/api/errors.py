@@ -46,7 +46,9 @@ def status_for(code: int, message: str, reason: str, metadata: dict[str, str]) -
 def status_of(exc: BaseException) -> grpc.Status:
     if isinstance(exc, errors.HubError):
         code = STATUS_OF.get(type(exc), code_pb2.INTERNAL)
-        metadata = {"field": exc.field} if exc.field else {}
+        metadata = dict(exc.metadata)
+        if exc.field:
+            metadata["field"] = exc.field
         return status_for(code, exc.message, exc.reason, metadata)
     correlation_id = uuid.uuid4().hex
     log.error("unexpected error, correlation_id=%s", correlation_id, exc_info=exc)

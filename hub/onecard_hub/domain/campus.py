@@ -400,7 +400,7 @@ def holder_refusal(card: Card, school_id: str, *, qr: bool) -> DeclineReason:
     """
     if card.status is not CardStatus.ACTIVE:
         return _CARD_REFUSALS.get(card.status, DeclineReason.CARD_INACTIVE)
-    if qr and card.ecard_suspended:
+    if qr and (card.ecard_suspended or not card.ecard_issued):  # no e-card yet: as good as suspended
         return DeclineReason.ECARD_SUSPENDED
     student = card.student
     if student.school_id != school_id:

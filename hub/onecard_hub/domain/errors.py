@@ -20,12 +20,21 @@ from __future__ import annotations
 class HubError(Exception):
     reason = "INTERNAL"
 
-    def __init__(self, message: str, *, reason: str | None = None, field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        field: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         if reason is not None:
             self.reason = reason
         self.field = field
+        # More ErrorInfo metadata, e.g. {"state": "replaced"} for ILLEGAL_TRANSITION.
+        self.metadata = metadata or {}
 
 
 class InvalidArgument(HubError):

@@ -60,6 +60,27 @@ class CardStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+class BankStatus(enum.StrEnum):
+    """Status of the card's bank function (社保卡银行功能): set by the co-branded bank, reported
+    through the provincial card system's feed; campus taps never read it."""
+
+    NOT_ACTIVATED = "not_activated"
+    ACTIVE = "active"
+    LOST = "lost"
+    FROZEN = "frozen"
+
+
+# Co-branded banks of the social security card in Jiangxi: code → name. The holder chooses freely
+# at issue and at replacement (the notice guarantees that choice).
+CO_BRANDED_BANKS: dict[str, str] = {
+    "ICBC": "中国工商银行",
+    "CCB": "中国建设银行",
+    "ABC": "中国农业银行",
+    "BOC": "中国银行",
+    "JXB": "江西银行",
+}
+
+
 class Presence(enum.IntEnum):
     """Anti-passback state of a card on its campus."""
 
@@ -152,6 +173,8 @@ class Student:
     group: StudentGroup
     enrollment: Enrollment
     wallet: Wallet
+    birth_date: str = ""  # ISO date; "" unknown (the card office then asks for a guardian)
+    id_index: bytes = b""  # keyed index of the ID number (security/protect.py), for identity checks
 
 
 @dataclass(slots=True)
@@ -166,6 +189,12 @@ class Card:
     pin_failures: int = 0
     presence: Presence = Presence.UNKNOWN
     ecard_suspended: bool = False  # the e-card is suspended; the physical card may still work
+    ecard_issued: bool = True  # a third-generation card has its e-card from issue on
+    generation: int = 3  # 社保卡 generation: 2 or 3
+    bank_code: str = ""  # co-branded bank (CO_BRANDED_BANKS)
+    bank_status: BankStatus = BankStatus.ACTIVE  # the bank function; see BankStatus
+    issued_ms: int = 0  # hub clock; 0 for cards older than the card office
+    replaced_by: str = ""  # the card number that replaced this one (status REPLACED)
     # When the presence last changed, by the hub's clock or an offline record's time (in memory
     # only: 0 after a restart), so an offline gate record older than a later pass does not undo it.
     presence_ms: int = 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from onecard_hub.store.records import Batch, LedgerTotals, SeedData, Snapshot
+from onecard_hub.store.records import AuditRow, Batch, LedgerTotals, SeedData, Snapshot
 
 
 class Store(Protocol):
@@ -33,6 +33,12 @@ class Store(Protocol):
 
     async def ledger_mismatches(self) -> int:
         """Accounts whose balance differs from what their transfers add up to."""
+
+    async def audit_entries(
+        self, *, student_id: str, actor_id: str, school_id: str, after_id: int, limit: int
+    ) -> list[AuditRow]:
+        """The audit log, newest first, below `after_id` (0: from the newest); each non-empty
+        filter must match."""
 
     async def max_seq(self) -> int:
         """The highest authorization sequence number journaled so far."""

@@ -75,9 +75,20 @@ class Batch:
     terminals: list[TerminalRow] = field(default_factory=list)
     terminal_status: list[TerminalStatusRow] = field(default_factory=list)
     offline: list[OfflineRecord] = field(default_factory=list)
+    cards: list[CardRow] = field(default_factory=list)  # new cards and identity/bank/e-card changes (upsert)
+    guardians: list[GuardianRow] = field(default_factory=list)
+    audit: list[AuditRow] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.requests) + len(self.terminals) + len(self.terminal_status) + len(self.offline)
+        return (
+            len(self.requests)
+            + len(self.terminals)
+            + len(self.terminal_status)
+            + len(self.offline)
+            + len(self.cards)
+            + len(self.guardians)
+            + len(self.audit)
+        )
 
     def extend(self, other: Batch) -> None:
         self.requests.extend(other.requests)
@@ -86,6 +97,9 @@ class Batch:
         self.terminals.extend(other.terminals)
         self.terminal_status.extend(other.terminal_status)
         self.offline.extend(other.offline)
+        self.cards.extend(other.cards)
+        self.guardians.extend(other.guardians)
+        self.audit.extend(other.audit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +141,41 @@ class CardRow:
     atc: int = 0
     pin_failures: int = 0
     presence: int = 0
+    bank_status: str = "active"
+    generation: int = 3
+    ecard_issued: bool = True
+    ecard_suspended: bool = False
+    issued_ms: int = 0
+    replaced_by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GuardianRow:
+    """A student's guardian (监护人): the ID number only encrypted, indexed and masked."""
+
+    student_id: str
+    id_number_index: bytes
+    id_number_enc: bytes
+    id_number_masked: str
+    name: str
+    relation: str
+    added_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    """One card-office (or student-records) action: who, what, when, on whom; details masked."""
+
+    at_ms: int
+    actor_kind: str  # "operator" | "terminal" | "cardsys"
+    actor_id: str
+    school_id: str
+    student_id: str
+    card_no: str
+    action: str  # the RPC name, e.g. "ReportLoss"
+    request_id: str
+    details: str  # masked: never a clear ID number or PIN
+    audit_id: int = 0  # set by the store
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +220,7 @@ class Snapshot:
     transfers: list[TransferRow] = field(default_factory=list)  # within the retention window
     terminal_status: list[TerminalStatusRow] = field(default_factory=list)
     offline: list[OfflineRecord] = field(default_factory=list)  # booked ones, all of them, in booking order
+    guardians: list[GuardianRow] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -164,6 +164,43 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (terminal_id, serial)
     );
     """,
+    # 4: the card office (issue 4). A card's bank function (set by the bank, through the provincial
+    # feed), generation and e-card; the card that replaced it. Guardians of minors, their ID numbers
+    # only encrypted with a keyed index. The audit log of card-office actions, append-only, details
+    # masked; queried by student and by operator.
+    """
+    ALTER TABLE cards ADD COLUMN bank_status TEXT NOT NULL DEFAULT 'active';
+    ALTER TABLE cards ADD COLUMN generation INTEGER NOT NULL DEFAULT 3;
+    ALTER TABLE cards ADD COLUMN ecard_issued INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE cards ADD COLUMN ecard_suspended INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE cards ADD COLUMN issued_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE cards ADD COLUMN replaced_by TEXT NOT NULL DEFAULT '';
+    CREATE INDEX cards_by_student ON cards (student_id);
+    CREATE TABLE guardians (
+        student_id       TEXT NOT NULL REFERENCES students (student_id),
+        id_number_index  BLOB NOT NULL,
+        id_number_enc    BLOB NOT NULL,
+        id_number_masked TEXT NOT NULL,
+        name             TEXT NOT NULL,
+        relation         TEXT NOT NULL,
+        added_ms         INTEGER NOT NULL,
+        PRIMARY KEY (student_id, id_number_index)
+    );
+    CREATE TABLE audit_log (
+        audit_id   INTEGER PRIMARY KEY,
+        at_ms      INTEGER NOT NULL,
+        actor_kind TEXT NOT NULL,
+        actor_id   TEXT NOT NULL,
+        school_id  TEXT NOT NULL,
+        student_id TEXT NOT NULL,
+        card_no    TEXT NOT NULL,
+        action     TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        details    TEXT NOT NULL
+    );
+    CREATE INDEX audit_by_student ON audit_log (student_id, audit_id);
+    CREATE INDEX audit_by_actor ON audit_log (actor_id, audit_id);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -12,8 +12,10 @@ from onecard_hub.domain.offline import BOOKED, OfflineRecord
 from onecard_hub.store import statements as sql
 from onecard_hub.store.records import (
     AccountRow,
+    AuditRow,
     Batch,
     CardRow,
+    GuardianRow,
     LedgerTotals,
     MerchantRow,
     OperatorRow,
@@ -120,6 +122,12 @@ class SqliteStore:
                 )
             if batch.offline:
                 await db.executemany(sql.UPSERT_OFFLINE, [sql.offline_params(o) for o in batch.offline])
+            if batch.cards:
+                await db.executemany(sql.UPSERT_CARD, [sql.card_params(c) for c in batch.cards])
+            if batch.guardians:
+                await db.executemany(sql.UPSERT_GUARDIAN, [sql.guardian_params(g) for g in batch.guardians])
+            if batch.audit:
+                await db.executemany(sql.INSERT_AUDIT, [sql.audit_params(a) for a in batch.audit])
             self._since_checkpoint += len(batch.transfers) + len(batch.card_states)
             checkpoint = self._since_checkpoint >= self.checkpoint_rows
             if checkpoint:
@@ -166,12 +174,17 @@ class SqliteStore:
             )
         ]
         snap.cards = [
-            CardRow(*r)
+            CardRow(*r[:8], r[8], r[9], bool(r[10]), bool(r[11]), r[12], r[13])
             for r in await self._all(
                 "SELECT c.card_no, c.student_id, c.status, c.pin_hash, c.bank_code, COALESCE(s.atc, 0),"
-                " COALESCE(s.pin_failures, 0), COALESCE(s.presence, 0)"
-                " FROM cards c LEFT JOIN card_states s ON s.card_no = c.card_no"
+                " COALESCE(s.pin_failures, 0), COALESCE(s.presence, 0), c.bank_status, c.generation,"
+                " c.ecard_issued, c.ecard_suspended, c.issued_ms, c.replaced_by"
+                " FROM cards c LEFT JOIN card_states s ON s.card_no = c.card_no ORDER BY c.rowid"
             )
+        ]
+        snap.guardians = [
+            GuardianRow(*r)
+            for r in await self._all(f"SELECT {sql.GUARDIAN_COLUMNS} FROM guardians ORDER BY rowid")
         ]
         snap.merchants = [
             MerchantRow(*r)
@@ -220,6 +233,23 @@ class SqliteStore:
         ]
         return snap
 
+    async def audit_entries(
+        self, *, student_id: str, actor_id: str, school_id: str, after_id: int, limit: int
+    ) -> list[AuditRow]:
+        """Audit entries, newest first, below `after_id` (0: from the newest), filtered by whichever
+        of student, actor and school is not empty."""
+        where, params = ["(? = 0 OR audit_id < ?)"], [after_id, after_id]
+        for column, value in (("student_id", student_id), ("actor_id", actor_id), ("school_id", school_id)):
+            if value:
+                where.append(f"{column} = ?")
+                params.append(value)
+        rows = await self._all(
+            f"SELECT {sql.AUDIT_COLUMNS}, audit_id FROM audit_log WHERE {' AND '.join(where)}"
+            " ORDER BY audit_id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [AuditRow(*r) for r in rows]
+
     async def max_seq(self) -> int:
         rows = await self._all("SELECT COALESCE(MAX(seq), 0) FROM requests")
         return int(rows[0][0])
@@ -260,10 +290,7 @@ class SqliteStore:
                     for s in data.students
                 ],
             )
-            await db.executemany(
-                "INSERT INTO cards VALUES (?, ?, ?, ?, ?)",
-                [(c.card_no, c.student_id, c.status, c.pin_hash, c.bank_code) for c in data.cards],
-            )
+            await db.executemany(sql.UPSERT_CARD, [sql.card_params(c) for c in data.cards])
             await db.executemany(
                 "INSERT INTO merchants VALUES (?, ?, ?, ?)",
                 [(m.merchant_id, m.school_id, m.name, m.account_id) for m in data.merchants],

@@ -6,7 +6,7 @@ from typing import Any
 
 from onecard_hub.domain.ledger import Transfer
 from onecard_hub.domain.offline import BOOKED, OfflineRecord
-from onecard_hub.store.records import RequestRow, TerminalRow
+from onecard_hub.store.records import AuditRow, CardRow, GuardianRow, RequestRow, TerminalRow
 
 INSERT_REQUEST = (
     "INSERT INTO requests (caller, request_id, method, fingerprint, response, created_ms, seq, card_no,"
@@ -118,3 +118,68 @@ def offline_params(o: OfflineRecord) -> tuple[Any, ...]:
 
 def terminal_params(t: TerminalRow) -> tuple[Any, ...]:
     return (t.terminal_id, t.school_id, t.kind, t.location, t.gate_group, t.merchant_id, int(t.enabled))
+
+
+# The card office: a card row carries everything but its counters (those are in card_state).
+CARD_COLUMNS = (
+    "card_no, student_id, status, pin_hash, bank_code, bank_status, generation, ecard_issued,"
+    " ecard_suspended, issued_ms, replaced_by"
+)
+UPSERT_CARD = (
+    f"INSERT INTO cards ({CARD_COLUMNS}) VALUES ({', '.join('?' * 11)})"
+    " ON CONFLICT (card_no) DO UPDATE SET status = excluded.status, pin_hash = excluded.pin_hash,"
+    " bank_code = excluded.bank_code, bank_status = excluded.bank_status,"
+    " generation = excluded.generation, ecard_issued = excluded.ecard_issued,"
+    " ecard_suspended = excluded.ecard_suspended, issued_ms = excluded.issued_ms,"
+    " replaced_by = excluded.replaced_by"
+)
+GUARDIAN_COLUMNS = "student_id, id_number_index, id_number_enc, id_number_masked, name, relation, added_ms"
+UPSERT_GUARDIAN = (
+    f"INSERT INTO guardians ({GUARDIAN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (student_id, id_number_index) DO UPDATE SET id_number_enc = excluded.id_number_enc,"
+    " id_number_masked = excluded.id_number_masked, name = excluded.name, relation = excluded.relation"
+)
+AUDIT_COLUMNS = "at_ms, actor_kind, actor_id, school_id, student_id, card_no, action, request_id, details"
+INSERT_AUDIT = f"INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES ({', '.join('?' * 9)})"
+
+
+def card_params(c: CardRow) -> tuple[Any, ...]:
+    return (
+        c.card_no,
+        c.student_id,
+        c.status,
+        c.pin_hash,
+        c.bank_code,
+        c.bank_status,
+        c.generation,
+        int(c.ecard_issued),
+        int(c.ecard_suspended),
+        c.issued_ms,
+        c.replaced_by,
+    )
+
+
+def guardian_params(g: GuardianRow) -> tuple[Any, ...]:
+    return (
+        g.student_id,
+        g.id_number_index,
+        g.id_number_enc,
+        g.id_number_masked,
+        g.name,
+        g.relation,
+        g.added_ms,
+    )
+
+
+def audit_params(a: AuditRow) -> tuple[Any, ...]:
+    return (
+        a.at_ms,
+        a.actor_kind,
+        a.actor_id,
+        a.school_id,
+        a.student_id,
+        a.card_no,
+        a.action,
+        a.request_id,
+        a.details,
+    )
