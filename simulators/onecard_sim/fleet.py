@@ -20,6 +20,8 @@ T = TypeVar("T", bound=SimTerminal)
 
 
 class Fleet(Generic[T]):
+    label = "terminals"  # what the fleet's terminals are, for summaries ("gate readers")
+
     def __init__(self, terminals: Sequence[T]) -> None:
         if not terminals:
             raise ValueError("a fleet needs at least one terminal")

@@ -121,6 +121,8 @@ class GateReader(SimTerminal):
 class GateFleet(Fleet[GateReader]):
     """Every gate reader of a run, and the `enter` / `leave` actions for the driver's streams."""
 
+    label = "gate readers"
+
     def __init__(
         self,
         readers: list[GateReader],

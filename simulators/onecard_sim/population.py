@@ -196,6 +196,13 @@ class Population:
         """A free student whose card cannot be approved (lost card, suspended student)."""
         return self._take(self.unusable(school_id), None, None)
 
+    def take_student(self, student: SimStudent) -> bool:
+        """Lends this very student (a scenario's chosen card) when free; False when busy."""
+        if student.busy:
+            return False
+        student.busy = True
+        return True
+
     def give_back(self, student: SimStudent) -> None:
         student.busy = False
 

@@ -237,6 +237,8 @@ def _wrong_pin(pin: str) -> str:
 class CanteenFleet(Fleet[CanteenPos]):
     """Every canteen POS of a run, and the `buy` action for a meal-rush stream."""
 
+    label = "canteen POS"
+
     def __init__(
         self,
         terminals: list[CanteenPos],

@@ -14,6 +14,8 @@ __all__ = [
     "NOT_BUILT",
     "SCENARIOS",
     "SIMULATED_DAY",
+    "ExamPlan",
+    "LossPlan",
     "OfflinePlan",
     "ScenarioSpec",
     "UnknownScenario",
@@ -36,6 +38,39 @@ class OfflinePlan:
 
 
 @dataclass(frozen=True)
+class LossPlan:
+    """Cards reported lost (挂失) by the card office during the rush, and kept in use afterwards."""
+
+    card_share: float = 0.03  # of the usable students of each school
+    min_cards: int = 3  # per school
+    max_cards: int = 40  # per school
+    start_at: float = 0.2  # reports spread over this stretch of the run (fractions of it)
+    end_at: float = 0.6
+    taps_per_card: float = (
+        12.0  # taps of each chosen card over the run (holder or thief), beside normal traffic
+    )
+
+
+@dataclass(frozen=True)
+class ExamPlan:
+    """Exam sessions of each school, their rosters, and the mistakes students make at the tablets.
+
+    Offsets are simulated minutes after the stretch starts; every session's check-in window opens
+    `window_before_min` before its start and closes `window_after_min` after it."""
+
+    session_starts_min: tuple[int, ...] = (40, 130)
+    session_length_min: int = 90
+    window_before_min: int = 30
+    window_after_min: int = 15
+    roster_share: float = 0.9  # of the usable students, spread over the sessions
+    show_share: float = 0.93  # of the roster, who come to check in (the others are absent)
+    wrong_room_share: float = 0.06  # arrivals who try another room's tablet first
+    double_share: float = 0.05  # arrivals who check in a second time right after
+    late_share: float = 0.04  # of the roster, who arrive after the window closed
+    not_on_roster_share: float = 0.02  # arrivals of a student who sits no session at that time
+
+
+@dataclass(frozen=True)
 class ScenarioSpec:
     name: str
     summary: str
@@ -53,6 +88,10 @@ class ScenarioSpec:
     canteen_share: float = 0.9
     exit_share: float = 0.0
     offline: OfflinePlan | None = None
+    loss: LossPlan | None = None
+    exam: ExamPlan | None = None
+    library: bool = False  # library desks lend and take back books
+    library_share: float = 0.0  # of the usable students, who visit the library desk (borrow or return)
     # Outcomes "ERROR_<code>" the scenario provokes on purpose; any other error is a violation.
     expected_errors: frozenset[str] = field(default_factory=frozenset)
 
@@ -100,13 +139,34 @@ SCENARIOS: dict[str, ScenarioSpec] = {
             end="13:00",
             offline=OfflinePlan(),
         ),
+        ScenarioSpec(
+            name="lost-card-mid-rush",
+            summary="lunch 11:00–13:00, gates and canteens busy; mid-rush the card office reports cards lost"
+            " (挂失) while their holders — or thieves — keep tapping them",
+            start="11:00",
+            end="13:00",
+            gate_share=0.5,
+            loss=LossPlan(),
+        ),
+        ScenarioSpec(
+            name="exam-day",
+            summary="08:00–11:00: two exam sessions per school across rooms; students check in at the"
+            " exam tablets (wrong rooms, late arrivals, double check-ins); the library desk lends books",
+            start="08:00",
+            end="11:00",
+            gates=False,
+            canteen=False,
+            gate_share=0.0,
+            canteen_share=0.0,
+            exam=ExamPlan(),
+            library=True,
+            library_share=0.15,
+        ),
     )
 }
 
 # Names later work fills in; asking for one says so and exits 2.
 NOT_BUILT: dict[str, str] = {
-    "lost-card-mid-rush": "needs the card-office loss report (挂失) during a rush (issue 4)",
-    "exam-day": "needs exam sessions and check-in tablets (exam management)",
     "bank-outage": "needs the bank simulator and top-ups (圈存) through it",
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,14 +27,18 @@ APP_NAME = "ecard-app"  # the e-card app's certificate in the PKI folder
 
 
 class ForwardSink:
-    """An EventSink that forwards to the collector once it is set (when the stretch starts)."""
+    """An EventSink that forwards to the collector once it is set (when the stretch starts), and
+    every tap also to the `watchers` (a scenario's episodes)."""
 
     def __init__(self) -> None:
         self.target: Collector | None = None
+        self.watchers: list[Callable[[TapEvent], None]] = []
 
     def tap(self, event: TapEvent) -> None:
         if self.target is not None:
             self.target.tap(event)
+            for watch in self.watchers:
+                watch(event)
 
     def upload(self, event: UploadEvent) -> None:
         if self.target is not None:

@@ -2,6 +2,7 @@
 
 The report holds exactly the keys of DESIGN §10 that apply to the scenarios built so far (`bank`
 comes with the bank simulator); `REPORT_KEYS` lists them in order and a unit test locks the shape.
+A scenario with an episode adds its own section after `ledger` (`lost_cards`, `exam`, `library`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class Report:
     ledger_sum_fen: int = 0
     approvals_after_loss: int = 0
     violations: list[str] = field(default_factory=list)
+    # Scenario-specific sections, placed after `ledger` ("lost_cards", "exam", "library").
+    sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -76,6 +79,7 @@ class Report:
                 "duplicates_applied": int(self.duplicates_applied),
             },
             "ledger": {"sum_fen": int(self.ledger_sum_fen), "conserved": self.ledger_sum_fen == 0},
+            **{name: dict(section) for name, section in self.sections.items()},
             "approvals_after_loss": int(self.approvals_after_loss),
             "violations": list(self.violations),
         }
@@ -115,6 +119,9 @@ def print_summary(report: Report, console: Console, files: Mapping[str, Path]) -
         f"{offline['duplicates_applied']} booked twice · ledger sum {ledger['sum_fen']} fen "
         f"({'conserved' if ledger['conserved'] else 'NOT CONSERVED'})"
     )
+    for name, section in doc.items():
+        if name in report.sections:
+            console.print(f"{name}: " + _fields(section), highlight=False)
     for what, path in files.items():
         console.print(f"{what}: {path}")
     if report.violations:
@@ -123,6 +130,17 @@ def print_summary(report: Report, console: Console, files: Mapping[str, Path]) -
             console.print(f"  [red]✗[/] {escape(line)}", highlight=False)
     else:
         console.print("[bold green]every invariant held[/]")
+
+
+def _fields(section: Mapping[str, Any]) -> str:
+    parts = []
+    for key, value in section.items():
+        if isinstance(value, Mapping):
+            inner = ", ".join(f"{k} {v}" for k, v in value.items()) or "none"
+            parts.append(f"{key.replace('_', ' ')} ({inner})")
+        else:
+            parts.append(f"{key.replace('_', ' ')} {value}")
+    return " · ".join(parts)
 
 
 def _ms(value: float | None) -> str:

@@ -30,6 +30,8 @@ from onecard_sim.scenarios.catalog import ScenarioSpec
 from onecard_sim.scenarios.chart import write_chart
 from onecard_sim.scenarios.collector import Collector
 from onecard_sim.scenarios.devices import CampusDevices, build_devices, offline_fault, settle_offline
+from onecard_sim.scenarios.episode import Episode, EpisodeResult
+from onecard_sim.scenarios.episodes import build_episodes
 from onecard_sim.scenarios.invariants import CardFacts, LedgerTotals, RunFacts, check
 from onecard_sim.scenarios.live import LiveProgress
 from onecard_sim.scenarios.local_hub import CampusSize, LocalHub
@@ -92,16 +94,21 @@ async def run_scenario(options: RunOptions, console: Console) -> Report:
         if not fleets.all:
             await fleets.stop()
             raise ScenarioError(f"the campus has no terminal that scenario {spec.name} uses")
+        episodes = build_episodes(spec, fleets, campus, target=hub.target, pki=hub.pki, seed=options.seed)
         try:
             await fleets.start()
             async with _admin(hub, campus) as admin:
                 hub_time = fleets.hub_time
                 _print_setup(options, hub, fleets, hub_time, console)
+                planned_ms = int(spec.start_at.timestamp() * 1000) if hub.local else hub_time.now_ms()
+                for episode in episodes:
+                    await episode.prepare(planned_ms)
                 start_ms = await _wait_for_stretch(options, hub, hub_time, console)
                 speed = hub_time.speed
                 simulated_s = options.duration_s * speed
                 collector = Collector(start_ms, simulated_s)
                 fleets.sink.target = collector  # from now on every event counts
+                fleets.sink.watchers = [episode.watch for episode in episodes]
                 before = _totals(await admin.ledger_summary())
                 plan = plan_traffic(
                     spec,
@@ -112,27 +119,39 @@ async def run_scenario(options: RunOptions, console: Console) -> Report:
                     simulated_s=simulated_s,
                     duration_s=options.duration_s,
                 )
+                for episode in episodes:
+                    streams, expected = episode.streams(start_ms, simulated_s, options.duration_s)
+                    plan.streams.extend(streams)
+                    plan.expected.update(expected)
                 driver = OpenLoopDriver(hub_time, max_in_flight=MAX_IN_FLIGHT)
                 faults = offline_fault(spec.offline, fleets.canteens, options.duration_s, options.seed)
                 title = f"{spec.name} → {hub.target}" + (" (mTLS)" if hub.pki else " (plain text)")
                 live = LiveProgress(collector, hub_time, options.duration_s, title, console)
                 with live.showing(options.live):
                     fault_task = asyncio.create_task(faults) if faults is not None else None
+                    plays = [asyncio.create_task(e.play(options.duration_s)) for e in episodes]
                     stats = await driver.run(plan.streams, options.duration_s, options.seed)
                     if fault_task is not None:
                         await fault_task
+                    await asyncio.gather(*plays)
                 await settle_offline(fleets.canteens)
                 if spec.offline is not None and spec.offline.reupload_all and fleets.canteens is not None:
                     # Every batch, including any uploaded late (a tap in flight when the POS came back),
                     # is sent once more: the hub must book none of it again.
                     await fleets.canteens.reupload_all()
                 after = _totals(await admin.ledger_summary())
+                for episode in episodes:
+                    await episode.finish()
         finally:
+            await asyncio.gather(*(e.close() for e in episodes), return_exceptions=True)
             await fleets.stop()
         hub_exit = await hub.local.stop() if hub.local is not None else 0
 
     facts = _facts(spec, collector, campus, before, after, fleets.canteens)
     violations = check(facts)
+    results = _results(episodes)
+    for result in results:
+        violations.extend(result.violations)
     if hub_exit not in (0, None):
         violations.append(f"the hub exited with status {hub_exit} when asked to stop (SIGTERM)")
     if stats.errors:
@@ -149,7 +168,9 @@ async def run_scenario(options: RunOptions, console: Console) -> Report:
         reuploaded=collector.uploads.reuploaded,
         duplicates_applied=collector.uploads.duplicates_applied,
         ledger_sum_fen=after.sum_fen,
+        approvals_after_loss=sum(r.approvals_after_loss for r in results),
         violations=violations,
+        sections={r.section: r.data for r in results if r.section},
     )
     files = {
         "report": write_report(report, options.out),
@@ -224,6 +245,10 @@ async def _wait_for_stretch(options: RunOptions, hub: _Hub, hub_time: HubTime, c
 # -- facts and notes -------------------------------------------------------------------------------
 
 
+def _results(episodes: list[Episode]) -> list[EpisodeResult]:
+    return [episode.result() for episode in episodes]
+
+
 def _totals(summary: admin_pb.GetLedgerSummaryResponse) -> LedgerTotals:
     return LedgerTotals(summary.sum_fen, {t.kind: t.balance_fen for t in summary.totals})
 
@@ -277,10 +302,7 @@ def _print_setup(
     options: RunOptions, hub: _Hub, fleets: CampusDevices, hub_time: HubTime, console: Console
 ) -> None:
     spec = options.spec
-    devices = ", ".join(
-        f"{len(fleet.terminals)} {'gate readers' if fleet is fleets.gates else 'canteen POS'}"
-        for fleet in fleets.all
-    )
+    devices = ", ".join(f"{len(fleet.terminals)} {fleet.label}" for fleet in fleets.all)
     stretch = f"{spec.start}–{spec.end}" if hub.local is not None else "from the hub's time"
     console.print(
         f"[bold]{spec.name}[/]: {spec.summary}\n"

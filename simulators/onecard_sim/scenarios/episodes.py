@@ -1,0 +1,30 @@
+"""The episodes a scenario plays beside its traffic (see `episode.py`), made from its spec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from onecard_client.campus import CampusCredentials
+from onecard_sim.scenarios.catalog import ScenarioSpec
+from onecard_sim.scenarios.devices import CampusDevices
+from onecard_sim.scenarios.episode import Episode, OperatorAccess
+
+__all__ = ["build_episodes"]
+
+
+def build_episodes(
+    spec: ScenarioSpec,
+    devices: CampusDevices,
+    campus: CampusCredentials,
+    *,
+    target: str,
+    pki: Path | None,
+    seed: int,
+) -> list[Episode]:
+    access = OperatorAccess.of(campus, target, pki)
+    episodes: list[Episode] = []
+    if spec.loss is not None:
+        from onecard_sim.scenarios.lost_cards import LostCards
+
+        episodes.append(LostCards(spec.loss, devices, access, seed))
+    return episodes
