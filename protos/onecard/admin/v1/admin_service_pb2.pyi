@@ -587,3 +587,140 @@ class GetSchoolResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetSchoolResponse: _TypeAlias = GetSchoolResponse  # noqa: Y015
+
+@_typing.final
+class GetUsageReportRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHOOL_ID_FIELD_NUMBER: _builtins.int
+    school_id: _builtins.str
+    """A clerk: empty or their own school. A province administrator: one school, or empty for every school."""
+    def __init__(
+        self,
+        *,
+        school_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["school_id", b"school_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUsageReportRequest: _TypeAlias = GetUsageReportRequest  # noqa: Y015
+
+@_typing.final
+class SceneTaps(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCENE_FIELD_NUMBER: _builtins.int
+    APPROVED_FIELD_NUMBER: _builtins.int
+    DECLINED_FIELD_NUMBER: _builtins.int
+    scene: _authorization_service_pb2.Scene.ValueType
+    approved: _builtins.int
+    """Taps and scans answered APPROVED (offline transactions booked later count as approved)."""
+    declined: _builtins.int
+    def __init__(
+        self,
+        *,
+        scene: _authorization_service_pb2.Scene.ValueType = ...,
+        approved: _builtins.int = ...,
+        declined: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved", b"approved", "declined", b"declined", "scene", b"scene"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SceneTaps: _TypeAlias = SceneTaps  # noqa: Y015
+
+@_typing.final
+class SchoolUsage(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHOOL_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    STUDENTS_FIELD_NUMBER: _builtins.int
+    CARDS_ISSUED_FIELD_NUMBER: _builtins.int
+    ECARDS_ISSUED_FIELD_NUMBER: _builtins.int
+    BANK_FUNCTION_ACTIVATED_FIELD_NUMBER: _builtins.int
+    STUDENTS_ACTIVE_FIELD_NUMBER: _builtins.int
+    USAGE_RATE_FIELD_NUMBER: _builtins.int
+    TAPS_FIELD_NUMBER: _builtins.int
+    school_id: _builtins.str
+    name: _builtins.str
+    students: _builtins.int
+    """Students enrolled (在籍) now; every count below counts these students only."""
+    cards_issued: _builtins.int
+    """Students holding a card that is neither replaced nor cancelled (lost and frozen ones count)."""
+    ecards_issued: _builtins.int
+    """Students whose current card has its e-card (every third-generation card does)."""
+    bank_function_activated: _builtins.int
+    """Students whose current card's bank function was activated, as the provincial card system reported."""
+    students_active: _builtins.int
+    """Students with an approved tap or scan of any of their cards (old ones included) in the window."""
+    usage_rate: _builtins.float
+    """students_active / students, from 0 to 1; 0 when the school has no enrolled student."""
+    @_builtins.property
+    def taps(self) -> _containers.RepeatedCompositeFieldContainer[Global___SceneTaps]:
+        """Taps at this school's terminals in the window: every scene, in enum order."""
+
+    def __init__(
+        self,
+        *,
+        school_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        students: _builtins.int = ...,
+        cards_issued: _builtins.int = ...,
+        ecards_issued: _builtins.int = ...,
+        bank_function_activated: _builtins.int = ...,
+        students_active: _builtins.int = ...,
+        usage_rate: _builtins.float = ...,
+        taps: _abc.Iterable[Global___SceneTaps] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_function_activated", b"bank_function_activated", "cards_issued", b"cards_issued", "ecards_issued", b"ecards_issued", "name", b"name", "school_id", b"school_id", "students", b"students", "students_active", b"students_active", "taps", b"taps", "usage_rate", b"usage_rate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SchoolUsage: _TypeAlias = SchoolUsage  # noqa: Y015
+
+@_typing.final
+class GetUsageReportResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHOOLS_FIELD_NUMBER: _builtins.int
+    GENERATED_AT_FIELD_NUMBER: _builtins.int
+    WINDOW_DAYS_FIELD_NUMBER: _builtins.int
+    FIRST_DATE_FIELD_NUMBER: _builtins.int
+    LAST_DATE_FIELD_NUMBER: _builtins.int
+    window_days: _builtins.int
+    """The window: this many business days (China Standard Time), today included."""
+    first_date: _builtins.str
+    """The window's first and last business dates, "2026-11-18" and "2026-11-24"."""
+    last_date: _builtins.str
+    @_builtins.property
+    def schools(self) -> _containers.RepeatedCompositeFieldContainer[Global___SchoolUsage]:
+        """One entry per school, by school_id."""
+
+    @_builtins.property
+    def generated_at(self) -> _timestamp_pb2.Timestamp:
+        """The hub's clock when the report was made."""
+
+    def __init__(
+        self,
+        *,
+        schools: _abc.Iterable[Global___SchoolUsage] | None = ...,
+        generated_at: _timestamp_pb2.Timestamp | None = ...,
+        window_days: _builtins.int = ...,
+        first_date: _builtins.str = ...,
+        last_date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["generated_at", b"generated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_date", b"first_date", "generated_at", b"generated_at", "last_date", b"last_date", "schools", b"schools", "window_days", b"window_days"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUsageReportResponse: _TypeAlias = GetUsageReportResponse  # noqa: Y015

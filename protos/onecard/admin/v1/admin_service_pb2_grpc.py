@@ -74,6 +74,11 @@ class AdminServiceStub:
                 request_serializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetSchoolRequest.SerializeToString,
                 response_deserializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetSchoolResponse.FromString,
                 _registered_method=True)
+        self.GetUsageReport = channel.unary_unary(
+                '/onecard.admin.v1.AdminService/GetUsageReport',
+                request_serializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetUsageReportRequest.SerializeToString,
+                response_deserializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetUsageReportResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -135,6 +140,15 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUsageReport(self, request, context):
+        """Usage statistics per school (the notice asks schools to track card use): enrolled students,
+        how many hold a card, an e-card and an activated bank function, how many used a card or e-card
+        in the last 7 days of the hub's clock, and the taps of those days by scene.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -177,6 +191,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.GetSchool,
                     request_deserializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetSchoolRequest.FromString,
                     response_serializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetSchoolResponse.SerializeToString,
+            ),
+            'GetUsageReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsageReport,
+                    request_deserializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetUsageReportRequest.FromString,
+                    response_serializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetUsageReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -395,6 +414,33 @@ class AdminService:
             '/onecard.admin.v1.AdminService/GetSchool',
             onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetSchoolRequest.SerializeToString,
             onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetSchoolResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsageReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/onecard.admin.v1.AdminService/GetUsageReport',
+            onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetUsageReportRequest.SerializeToString,
+            onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetUsageReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -51,6 +51,11 @@ class AdminServiceStub:
     """
     GetSchool: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetSchoolRequest, _admin_service_pb2.GetSchoolResponse]
     """A school: its live scenes, its policy in short and how many students it has."""
+    GetUsageReport: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetUsageReportRequest, _admin_service_pb2.GetUsageReportResponse]
+    """Usage statistics per school (the notice asks schools to track card use): enrolled students,
+    how many hold a card, an e-card and an activated bank function, how many used a card or e-card
+    in the last 7 days of the hub's clock, and the taps of those days by scene.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -72,6 +77,11 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """
     GetSchool: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetSchoolRequest, _admin_service_pb2.GetSchoolResponse]  # type: ignore[assignment]
     """A school: its live scenes, its policy in short and how many students it has."""
+    GetUsageReport: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetUsageReportRequest, _admin_service_pb2.GetUsageReportResponse]  # type: ignore[assignment]
+    """Usage statistics per school (the notice asks schools to track card use): enrolled students,
+    how many hold a card, an e-card and an activated bank function, how many used a card or e-card
+    in the last 7 days of the hub's clock, and the taps of those days by scene.
+    """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -138,5 +148,16 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.GetSchoolResponse, _abc.Awaitable[_admin_service_pb2.GetSchoolResponse]]:
         """A school: its live scenes, its policy in short and how many students it has."""
+
+    @_abc_1.abstractmethod
+    def GetUsageReport(
+        self,
+        request: _admin_service_pb2.GetUsageReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.GetUsageReportResponse, _abc.Awaitable[_admin_service_pb2.GetUsageReportResponse]]:
+        """Usage statistics per school (the notice asks schools to track card use): enrolled students,
+        how many hold a card, an e-card and an activated bank function, how many used a card or e-card
+        in the last 7 days of the hub's clock, and the taps of those days by scene.
+        """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
