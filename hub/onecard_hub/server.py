@@ -16,13 +16,17 @@ from grpc_reflection.v1alpha import reflection
 
 from onecard.admin.v1 import admin_service_pb2, admin_service_pb2_grpc
 from onecard.auth.v1 import authorization_service_pb2, authorization_service_pb2_grpc
+from onecard.cardoffice.v1 import card_office_service_pb2, card_office_service_pb2_grpc
 from onecard.ecard.v1 import ecard_service_pb2, ecard_service_pb2_grpc
+from onecard.records.v1 import student_records_service_pb2, student_records_service_pb2_grpc
 from onecard.terminal.v1 import terminal_service_pb2, terminal_service_pb2_grpc
 from onecard_hub.api.admin import AdminServicer
 from onecard_hub.api.authorization import AuthorizationServicer
+from onecard_hub.api.card_office import CardOfficeServicer
 from onecard_hub.api.ecard import ECardServicer
 from onecard_hub.api.errors import ErrorInterceptor
 from onecard_hub.api.identity import Identity
+from onecard_hub.api.student_records import StudentRecordsServicer
 from onecard_hub.api.terminal import TerminalServicer
 from onecard_hub.config import HubConfig
 from onecard_hub.domain.clock import Clock
@@ -39,6 +43,8 @@ SERVICE_NAMES = (
     terminal_service_pb2.DESCRIPTOR.services_by_name["TerminalService"].full_name,
     admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
     ecard_service_pb2.DESCRIPTOR.services_by_name["ECardService"].full_name,
+    card_office_service_pb2.DESCRIPTOR.services_by_name["CardOfficeService"].full_name,
+    student_records_service_pb2.DESCRIPTOR.services_by_name["StudentRecordsService"].full_name,
 )
 GRPC_OPTIONS = [
     # An offline batch of 500 e-card records is ≈100 KiB; every other request is far smaller.
@@ -104,6 +110,12 @@ async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIte
         AdminServicer(hub, fingerprint, identity), server
     )
     ecard_service_pb2_grpc.add_ECardServiceServicer_to_server(ECardServicer(hub, identity), server)
+    card_office_service_pb2_grpc.add_CardOfficeServiceServicer_to_server(
+        CardOfficeServicer(hub, fingerprint, identity), server
+    )
+    student_records_service_pb2_grpc.add_StudentRecordsServiceServicer_to_server(
+        StudentRecordsServicer(hub, fingerprint, identity), server
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -126,6 +138,7 @@ async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIte
     finally:
         for name in ("", *SERVICE_NAMES):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        hub.blocklist_feed.close()  # blocklist streams end now (UNAVAILABLE: reconnect), not at the grace
         await server.stop(config.grace_seconds)  # in-flight calls finish, new ones are refused
         await hub.stop()  # the writer flushes
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +11,18 @@ import aiosqlite
 
 from onecard_hub.domain.offline import BOOKED, OfflineRecord
 from onecard_hub.store import statements as sql
+from onecard_hub.store.feed_rows import load_feed, write_feed
 from onecard_hub.store.records import (
     AccountRow,
     AuditRow,
     Batch,
     CardRow,
+    ExamCheckInRow,
+    ExamSeatRow,
+    ExamSessionRow,
     GuardianRow,
     LedgerTotals,
+    LoanRow,
     MerchantRow,
     OperatorRow,
     RequestRow,
@@ -29,6 +35,7 @@ from onecard_hub.store.records import (
     TransferRow,
 )
 from onecard_hub.store.schema import MIGRATIONS, SCHEMA_VERSION
+from onecard_hub.store.usage_rows import load_usage
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +108,8 @@ class SqliteStore:
         db = self.db
         await db.execute("BEGIN IMMEDIATE")
         try:
+            if batch.accounts or batch.students or batch.student_status or batch.live_scenes:
+                await self._write_records(batch)  # before cards: a card names its student
             if batch.requests:
                 await db.executemany(sql.INSERT_REQUEST, [sql.request_params(r) for r in batch.requests])
             if batch.transfers:
@@ -128,6 +137,10 @@ class SqliteStore:
                 await db.executemany(sql.UPSERT_GUARDIAN, [sql.guardian_params(g) for g in batch.guardians])
             if batch.audit:
                 await db.executemany(sql.INSERT_AUDIT, [sql.audit_params(a) for a in batch.audit])
+            if batch.loans or batch.exam_sessions or batch.exam_seats or batch.exam_check_ins:
+                await self._write_scenes(batch)
+            if batch.blocklist or batch.misuse:
+                await write_feed(db, batch)
             self._since_checkpoint += len(batch.transfers) + len(batch.card_states)
             checkpoint = self._since_checkpoint >= self.checkpoint_rows
             if checkpoint:
@@ -138,6 +151,54 @@ class SqliteStore:
             raise
         if checkpoint:
             self._since_checkpoint = 0
+
+    async def _write_records(self, batch: Batch) -> None:
+        """学籍 and pilot rows: new wallet accounts and students, status changes, live scenes."""
+        db = self.db
+        if batch.accounts:
+            await db.executemany(sql.INSERT_ACCOUNT, [sql.account_params(a) for a in batch.accounts])
+        if batch.students:
+            await db.executemany(sql.INSERT_STUDENT, [sql.student_params(s) for s in batch.students])
+        if batch.student_status:
+            await db.executemany(
+                sql.UPDATE_STUDENT_STATUS,
+                [(s.school_id, s.enrollment, s.student_id) for s in batch.student_status],
+            )
+        if batch.live_scenes:
+            await db.executemany(
+                sql.UPDATE_LIVE_SCENES, [(r.live_scenes, r.school_id) for r in batch.live_scenes]
+            )
+
+    async def _write_scenes(self, batch: Batch) -> None:
+        """Library loans and exam sessions, seats and check-ins (sessions first: the others name one)."""
+        for statement, rows in (
+            (sql.UPSERT_LOAN, batch.loans),
+            (sql.UPSERT_EXAM_SESSION, batch.exam_sessions),
+            (sql.UPSERT_EXAM_SEAT, batch.exam_seats),
+            (sql.INSERT_EXAM_CHECK_IN, batch.exam_check_ins),
+        ):
+            if rows:
+                await self.db.executemany(statement, [astuple(r) for r in rows])
+
+    async def _load_scenes(self, snap: Snapshot) -> None:
+        snap.loans = [
+            LoanRow(*r)
+            for r in await self._all(
+                f"SELECT {sql.LOAN_COLUMNS} FROM loans WHERE returned_ms = 0 ORDER BY rowid"
+            )
+        ]
+        snap.exam_sessions = [
+            ExamSessionRow(*r)
+            for r in await self._all(f"SELECT {sql.EXAM_SESSION_COLUMNS} FROM exam_sessions ORDER BY rowid")
+        ]
+        snap.exam_seats = [
+            ExamSeatRow(*r)
+            for r in await self._all(f"SELECT {sql.EXAM_SEAT_COLUMNS} FROM exam_seats ORDER BY rowid")
+        ]
+        snap.exam_check_ins = [
+            ExamCheckInRow(*r)
+            for r in await self._all(f"SELECT {sql.EXAM_CHECK_IN_COLUMNS} FROM exam_check_ins ORDER BY rowid")
+        ]
 
     async def checkpoint(self) -> None:
         """Folds the transfers and card states since the last checkpoint in (on stop, and in tests)."""
@@ -157,10 +218,11 @@ class SqliteStore:
 
     # -- start-up ------------------------------------------------------------------
 
-    async def load(self, since_ms: int) -> Snapshot:
+    async def load(self, since_ms: int, usage_since_ms: int | None = None) -> Snapshot:
         snap = Snapshot()
         snap.schools = [
-            SchoolRow(*r) for r in await self._all("SELECT school_id, name, policy_json FROM schools")
+            SchoolRow(*r)
+            for r in await self._all("SELECT school_id, name, policy_json, live_scenes FROM schools")
         ]
         snap.accounts = [
             AccountRow(*r)
@@ -174,7 +236,22 @@ class SqliteStore:
             )
         ]
         snap.cards = [
-            CardRow(*r[:8], r[8], r[9], bool(r[10]), bool(r[11]), r[12], r[13])
+            CardRow(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                r[7],
+                r[8],
+                r[9],
+                bool(r[10]),
+                bool(r[11]),
+                r[12],
+                r[13],
+            )
             for r in await self._all(
                 "SELECT c.card_no, c.student_id, c.status, c.pin_hash, c.bank_code, COALESCE(s.atc, 0),"
                 " COALESCE(s.pin_failures, 0), COALESCE(s.presence, 0), c.bank_status, c.generation,"
@@ -231,6 +308,10 @@ class SqliteStore:
                 (BOOKED,),
             )
         ]
+        await self._load_scenes(snap)
+        await load_feed(self.db, snap)
+        if usage_since_ms is not None:
+            await load_usage(self.db, snap, usage_since_ms)
         return snap
 
     async def audit_entries(
@@ -238,7 +319,8 @@ class SqliteStore:
     ) -> list[AuditRow]:
         """Audit entries, newest first, below `after_id` (0: from the newest), filtered by whichever
         of student, actor and school is not empty."""
-        where, params = ["(? = 0 OR audit_id < ?)"], [after_id, after_id]
+        where: list[str] = ["(? = 0 OR audit_id < ?)"]
+        params: list[Any] = [after_id, after_id]
         for column, value in (("student_id", student_id), ("actor_id", actor_id), ("school_id", school_id)):
             if value:
                 where.append(f"{column} = ?")
@@ -265,7 +347,7 @@ class SqliteStore:
         await db.execute("BEGIN IMMEDIATE")
         try:
             await db.executemany(
-                "INSERT INTO schools VALUES (?, ?, ?)",
+                "INSERT INTO schools (school_id, name, policy_json) VALUES (?, ?, ?)",
                 [(s.school_id, s.name, s.policy_json) for s in data.schools],
             )
             await db.executemany(
