@@ -1,5 +1,6 @@
-"""The simulated campus of a scenario: its students, gate readers and canteen POS (from `onecard_sim`),
-wired to one event sink, and the offline fault that `offline-canteen` plays on a share of the POS."""
+"""The simulated campus of a scenario: its students, gate readers, canteen POS, library desks and exam
+tablets (from `onecard_sim`), wired to one event sink, and the offline fault that `offline-canteen`
+plays on a share of the POS."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from onecard_client import ClientConfig, ECardClient, TLSConfig
-from onecard_client.campus import CampusCredentials
+from onecard_client.campus import CampusCredentials, TerminalInfo
 from onecard_client.hub_time import HubTime
 from onecard_sim.events import TapEvent, UploadEvent
+from onecard_sim.exam_tablet import ExamTablet, ExamTabletFleet
 from onecard_sim.fleet import Fleet
 from onecard_sim.gate import GateFleet, GateReader
+from onecard_sim.library_desk import LibraryDesk, LibraryFleet
 from onecard_sim.population import ECardApp, Population, wallclock_floor
 from onecard_sim.pos import CanteenFleet, CanteenPos
 from onecard_sim.scenarios.catalog import OfflinePlan, ScenarioSpec
@@ -52,6 +55,8 @@ class CampusDevices:
     sink: ForwardSink
     gates: GateFleet | None = None
     canteens: CanteenFleet | None = None
+    libraries: LibraryFleet | None = None
+    tablets: ExamTabletFleet | None = None
     all: list[Fleet[Any]] = field(default_factory=list)
 
     @property
@@ -106,7 +111,35 @@ def build_devices(
         if tills:
             devices.canteens = CanteenFleet(tills, population, seed=seed + 1)
             devices.all.append(devices.canteens)
+    if spec.library:
+        found = [t for t in campus.terminals if t.kind == "library_desk"]
+        desks = [LibraryDesk(info, seed=base + 700 + i, **common) for i, info in enumerate(found)]
+        if desks:
+            devices.libraries = LibraryFleet(desks, population, seed=seed + 2)
+            devices.all.append(devices.libraries)
+    if spec.exam is not None:
+        tablets = [
+            ExamTablet(info, room=room, seed=base + 800 + i, **common)
+            for i, (info, room) in enumerate(_exam_rooms(campus))
+        ]
+        if tablets:
+            devices.tablets = ExamTabletFleet(tablets)
+            devices.all.append(devices.tablets)
     return devices
+
+
+def _exam_rooms(campus: CampusCredentials) -> list[tuple[TerminalInfo, str]]:
+    """Each exam tablet and the room it stands in: its registered location when the export gives
+    one, else a room of its own per tablet of the school ("R01", "R02", …)."""
+    placed: list[tuple[TerminalInfo, str]] = []
+    per_school: dict[str, int] = {}
+    for info in campus.terminals:
+        if info.kind != "exam_tablet":
+            continue
+        per_school[info.school_id] = per_school.get(info.school_id, 0) + 1
+        location = str(getattr(info, "location", "") or "")
+        placed.append((info, location or f"R{per_school[info.school_id]:02d}"))
+    return placed
 
 
 def offline_fault(

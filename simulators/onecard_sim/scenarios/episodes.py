@@ -27,4 +27,12 @@ def build_episodes(
         from onecard_sim.scenarios.lost_cards import LostCards
 
         episodes.append(LostCards(spec.loss, devices, access, seed))
+    if spec.exam is not None and devices.tablets is not None:
+        from onecard_sim.scenarios.exam_day import ExamDay
+
+        episodes.append(ExamDay(spec.exam, devices.tablets, devices.population, access, seed))
+    if spec.library and devices.libraries is not None and spec.library_share > 0:
+        from onecard_sim.scenarios.library_visits import LibraryVisits
+
+        episodes.append(LibraryVisits(devices.libraries, spec.library_share))
     return episodes
