@@ -29,6 +29,7 @@ from onecard_hub.domain.errors import (
 )
 from onecard_hub.domain.ledger import Transfer
 from onecard_hub.domain.model import Card, Operator, Terminal, TerminalKind, Wallet
+from onecard_hub.domain.usage import UsageBook, window_start_ms
 from onecard_hub.idempotency import Entry, Registry
 from onecard_hub.recovery import (
     AUTHORIZE,
@@ -89,13 +90,14 @@ class Hub:
     async def start(self) -> None:
         await self.store.open()
         now = self.clock.now_ms()
-        snap = await self.store.load(now - self.retention_ms)
+        snap = await self.store.load(now - self.retention_ms, usage_since_ms=window_start_ms(now))
         state = rebuild(snap, self.keys, PinHasher(self.keys), now)
         self.campus = state.campus
         self.registry = state.registry
         self.merchant_accounts = state.merchant_accounts
         self.offline_book = state.offline  # see offline.py
         self.card_book = state.card_office  # see card_office/
+        self.usage: UsageBook = state.usage  # see usage.py
         self._seq = await self.store.max_seq()
         self.writer.start()
         self._housekeeping = asyncio.get_running_loop().create_task(self._tidy(), name="housekeeping")
@@ -190,6 +192,7 @@ class Hub:
             result = TapResult(DeclineReason.REVERSED, self.campus.cards.get(tap.card_no))
         else:
             result = self.campus.authorize(tap, now)
+        self.usage.record(tap.terminal.school_id, tap.card_no, tap.scene, business_day(now), result.approved)
         self._seq += 1
         response = render(tap, result, now, self._seq)
         body = response.SerializeToString()

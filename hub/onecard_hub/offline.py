@@ -20,6 +20,7 @@ from onecard_hub.domain.clock import business_day
 from onecard_hub.domain.errors import InvalidArgument, NotFound, PermissionDenied
 from onecard_hub.domain.model import Card, Operator, Terminal
 from onecard_hub.domain.offline import (
+    BOOKED,
     Debt,
     OfflineResult,
     OfflineTransaction,
@@ -55,6 +56,10 @@ async def upload_offline_batch(
         return await hub._replay(entry, UPLOAD_OFFLINE_BATCH, fingerprint, parse)
     now = hub.clock.now_ms()
     booking = book_batch(hub.campus, hub.offline_book, terminal, request_id, transactions, signatures, now)
+    for record in booking.records:  # usage statistics: a booked record is a use of the card
+        if record.outcome == BOOKED:
+            day = business_day(record.occurred_ms)
+            hub.usage.record_past(terminal.school_id, record.card_no, record.scene, day, 1, 0)
     response = render(booking.results)
     body = response.SerializeToString()
     rows = Batch(

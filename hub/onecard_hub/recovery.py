@@ -10,7 +10,7 @@ booked offline record (and the debts they left) from offline_transactions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from onecard_client.credentials import derive_card_key, derive_ecard_key
 from onecard_hub.domain.campus import Campus, GatePass, PinHasher, Purchase
@@ -36,6 +36,7 @@ from onecard_hub.domain.model import (
 from onecard_hub.domain.offline import OfflineBook
 from onecard_hub.domain.pii import mask_name
 from onecard_hub.domain.policy import policy_from_json
+from onecard_hub.domain.usage import UsageBook, window_start
 from onecard_hub.idempotency import Entry, Registry
 from onecard_hub.security.keys import HubKeys
 from onecard_hub.store.records import Snapshot, TerminalRow
@@ -54,6 +55,7 @@ class HotState:
     merchant_accounts: dict[str, int]
     offline: OfflineBook
     card_office: CardBook
+    usage: UsageBook = field(default_factory=UsageBook)  # usage statistics of the last days
 
 
 def terminal_from_row(row: TerminalRow, merchant_accounts: dict[str, int]) -> Terminal:
@@ -176,4 +178,23 @@ def rebuild(snap: Snapshot, keys: HubKeys, pin_hasher: PinHasher, now_ms: int) -
             wallet.roll_to(today)
             wallet.spent_today_fen += purchase.amount_fen
             wallet.meal_counts[purchase.meal_window] = wallet.meal_counts.get(purchase.meal_window, 0) + 1
-    return HotState(campus, registry, merchant_accounts, offline, card_book)
+    state = HotState(campus, registry, merchant_accounts, offline, card_book)
+    state.usage = _usage(snap, campus, today)
+    return state
+
+
+def _usage(snap: Snapshot, campus: Campus, today: int) -> UsageBook:
+    """Taps of the usage window from the journal, and the offline records booked for those days."""
+    usage = UsageBook()
+    usage.last_day.update(snap.card_last_used)
+    for t in snap.tap_counts:
+        terminal = campus.terminals.get(t.terminal_id)
+        if terminal is not None:
+            usage.record_past(terminal.school_id, "", t.scene, t.business_day, t.approved, t.declined)
+    first = window_start(today)
+    for record in snap.offline:
+        day = business_day(record.occurred_ms)
+        terminal = campus.terminals.get(record.terminal_id)
+        if day >= first and terminal is not None:
+            usage.record_past(terminal.school_id, record.card_no, record.scene, day, 1, 0)
+    return usage

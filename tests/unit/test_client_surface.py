@@ -55,6 +55,7 @@ METHODS = {
         "list_wallet_debts",
         "register_terminal",
         "set_terminal_enabled",
+        "usage_report",
     ],
     "ECardClient": ["mint_qr_code"],
 }

@@ -160,6 +160,12 @@ class AdminClient(_AsyncClient):
     async def ledger_summary(self, *, deadline_s: float | None = None) -> admin_pb.GetLedgerSummaryResponse:
         return await self._call(self._admin.GetLedgerSummary, build.ledger_summary(), deadline_s)
 
+    async def usage_report(
+        self, school_id: str = "", *, deadline_s: float | None = None
+    ) -> admin_pb.GetUsageReportResponse:
+        """Usage statistics: a clerk's school, or (province administrators) one school or all."""
+        return await self._call(self._admin.GetUsageReport, build.usage_report(school_id), deadline_s)
+
 
 class ECardClient(_AsyncClient):
     """The e-card app's connection: QR codes for a card holder. With TLS it presents an app

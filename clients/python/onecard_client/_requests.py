@@ -80,6 +80,10 @@ def list_wallet_debts(school_id: str) -> admin_pb.ListWalletDebtsRequest:
     return admin_pb.ListWalletDebtsRequest(school_id=school_id)
 
 
+def usage_report(school_id: str) -> admin_pb.GetUsageReportRequest:
+    return admin_pb.GetUsageReportRequest(school_id=school_id)
+
+
 def ledger_summary() -> admin_pb.GetLedgerSummaryRequest:
     return admin_pb.GetLedgerSummaryRequest()
 

@@ -162,6 +162,12 @@ class AdminClient(_SyncClient):
     def ledger_summary(self, *, deadline_s: float | None = None) -> admin_pb.GetLedgerSummaryResponse:
         return self._call(self._admin.GetLedgerSummary, build.ledger_summary(), deadline_s)
 
+    def usage_report(
+        self, school_id: str = "", *, deadline_s: float | None = None
+    ) -> admin_pb.GetUsageReportResponse:
+        """Usage statistics: a clerk's school, or (province administrators) one school or all."""
+        return self._call(self._admin.GetUsageReport, build.usage_report(school_id), deadline_s)
+
 
 class ECardClient(_SyncClient):
     """The e-card app's connection: QR codes for a card holder. With TLS it presents an app

@@ -6,9 +6,10 @@ import grpc
 
 from onecard.admin.v1 import admin_service_pb2 as pb
 from onecard.admin.v1 import admin_service_pb2_grpc as pb_grpc
-from onecard_hub import offline
+from onecard_hub import offline, usage
 from onecard_hub.api import convert
 from onecard_hub.api.identity import Identity
+from onecard_hub.api.usage import usage_response
 from onecard_hub.domain.errors import InvalidArgument, NotFound, PermissionDenied
 from onecard_hub.domain.model import Operator, Terminal, TerminalKind
 from onecard_hub.hub import Hub
@@ -148,3 +149,12 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             ],
             total_debt_fen=sum(d.debt_fen for d in debts),
         )
+
+
+    async def GetUsageReport(
+        self, request: pb.GetUsageReportRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetUsageReportResponse:
+        operator = self._operator(context)
+        if len(request.school_id) > MAX_TEXT:
+            raise InvalidArgument("school_id", f"at most {MAX_TEXT} characters")
+        return usage_response(usage.school_usage(self._hub, operator, request.school_id))

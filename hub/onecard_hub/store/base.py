@@ -16,8 +16,9 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    async def load(self, since_ms: int) -> Snapshot:
-        """Everything the hub keeps in memory; requests and transfers made since `since_ms`."""
+    async def load(self, since_ms: int, usage_since_ms: int | None = None) -> Snapshot:
+        """Everything the hub keeps in memory; requests and transfers made since `since_ms`; with
+        `usage_since_ms`, the tap counts and cards' last approved days since then (usage statistics)."""
 
     async def write(self, batch: Batch) -> None:
         """Writes a batch in one transaction; durable when it returns."""

@@ -205,6 +205,17 @@ class TransferRow:
     created_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class TapCountRow:
+    """Taps of one terminal, scene and business day, approved and declined (usage statistics)."""
+
+    terminal_id: str
+    scene: int
+    business_day: int
+    approved: int
+    declined: int
+
+
 @dataclass(slots=True)
 class Snapshot:
     """What the hub needs in memory, read once at start."""
@@ -221,6 +232,10 @@ class Snapshot:
     terminal_status: list[TerminalStatusRow] = field(default_factory=list)
     offline: list[OfflineRecord] = field(default_factory=list)  # booked ones, all of them, in booking order
     guardians: list[GuardianRow] = field(default_factory=list)
+    # Usage statistics (domain/usage.py): taps since `load`'s `usage_since_ms`, and each card's last
+    # business day with an approved tap in that time.
+    tap_counts: list[TapCountRow] = field(default_factory=list)
+    card_last_used: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
