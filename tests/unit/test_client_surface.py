@@ -17,6 +17,7 @@ from onecard_client import sync as sync_client
 PUBLIC = [
     "AdminClient",
     "AlreadyExistsError",
+    "CardOfficeClient",
     "ClientConfig",
     "DeadlineExceededError",
     "ECardClient",
@@ -58,6 +59,23 @@ METHODS = {
         "usage_report",
     ],
     "ECardClient": ["mint_qr_code"],
+    "CardOfficeClient": [
+        "bulk_issue_cards",
+        "change_pin",
+        "enable_identity",
+        "freeze_card",
+        "get_card",
+        "issue_card",
+        "query_audit_log",
+        "replace_card",
+        "report_loss",
+        "reset_pin",
+        "resume_ecard",
+        "set_guardian",
+        "suspend_ecard",
+        "unfreeze_card",
+        "unlock",
+    ],
 }
 
 
@@ -71,6 +89,7 @@ def test_the_package_exports_exactly_the_public_names() -> None:
 def test_the_sync_module_mirrors_the_async_clients() -> None:
     assert onecard_client.sync.__all__ == [
         "AdminClient",
+        "CardOfficeClient",
         "ClientConfig",
         "ECardClient",
         "RetryConfig",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from onecard_client._async_client import AdminClient, ECardClient, TerminalClient
+    from onecard_client._card_office import CardOfficeClient
     from onecard_client._config import ClientConfig, RetryConfig, TLSConfig
     from onecard_client.errors import (
         AlreadyExistsError,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AdminClient",
     "AlreadyExistsError",
+    "CardOfficeClient",
     "ClientConfig",
     "DeadlineExceededError",
     "ECardClient",
@@ -58,6 +60,7 @@ __all__ = [
 # must not pull grpc in (tests/unit/test_domain_purity.py).
 _HOMES = {
     "AdminClient": "_async_client",
+    "CardOfficeClient": "_card_office",
     "ECardClient": "_async_client",
     "TerminalClient": "_async_client",
     "ClientConfig": "_config",

@@ -9,6 +9,7 @@ holds the blocking twins of these clients.
 from __future__ import annotations
 
 from onecard_client._async_client import AdminClient, ECardClient, TerminalClient
+from onecard_client._card_office import CardOfficeClient
 from onecard_client._channel import OPERATOR_HEADER, TERMINAL_HEADER
 from onecard_client._config import ClientConfig, RetryConfig, TLSConfig
 
@@ -16,6 +17,7 @@ __all__ = [
     "OPERATOR_HEADER",
     "TERMINAL_HEADER",
     "AdminClient",
+    "CardOfficeClient",
     "ClientConfig",
     "ECardClient",
     "RetryConfig",

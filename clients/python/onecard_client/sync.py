@@ -9,7 +9,16 @@ with TerminalClient("T-001", ClientConfig(target="127.0.0.1:50051")) as terminal
 
 from __future__ import annotations
 
+from onecard_client._card_office_sync import CardOfficeClient
 from onecard_client._config import ClientConfig, RetryConfig, TLSConfig
 from onecard_client._sync_client import AdminClient, ECardClient, TerminalClient
 
-__all__ = ["AdminClient", "ClientConfig", "ECardClient", "RetryConfig", "TLSConfig", "TerminalClient"]
+__all__ = [
+    "AdminClient",
+    "CardOfficeClient",
+    "ClientConfig",
+    "ECardClient",
+    "RetryConfig",
+    "TLSConfig",
+    "TerminalClient",
+]
