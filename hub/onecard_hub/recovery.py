@@ -4,20 +4,24 @@ The journal is the truth: balances come from the ledger's accounts; counters, PI
 failures and presence from card_state; today's spending, meal counts, used QR nonces,
 refundable purchases and pending reversals from the requests of the retention window.
 Each student's current card and guardians (the card office) from cards and guardians.
-Blocklists come from the cards' statuses; heartbeats from terminal_status; the keys of every
+Blocklists come from the cards' statuses, their versions and recent changes from
+blocklist_changes; misuse signals from misuse_signals; heartbeats from terminal_status; the keys of every
 booked offline record (and the debts they left) from offline_transactions.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from onecard_client.credentials import derive_card_key, derive_ecard_key
 from onecard_hub.domain.campus import Campus, GatePass, PinHasher, Purchase
 from onecard_hub.domain.card_lifecycle import CardBook
 from onecard_hub.domain.clock import business_day
+from onecard_hub.domain.exam import CheckIn, ExamSession, Seat
 from onecard_hub.domain.guardian import Guardian, Relation
 from onecard_hub.domain.ledger import Account, AccountKind, Ledger
+from onecard_hub.domain.library import Library, Loan
 from onecard_hub.domain.model import (
     BankStatus,
     Card,
@@ -35,6 +39,7 @@ from onecard_hub.domain.model import (
 )
 from onecard_hub.domain.offline import OfflineBook
 from onecard_hub.domain.pii import mask_name
+from onecard_hub.domain.pilot import live_scenes_from_text
 from onecard_hub.domain.policy import policy_from_json
 from onecard_hub.domain.usage import UsageBook, window_start
 from onecard_hub.idempotency import Entry, Registry
@@ -55,6 +60,8 @@ class HotState:
     merchant_accounts: dict[str, int]
     offline: OfflineBook
     card_office: CardBook
+    library: Library = field(default_factory=Library)  # open loans
+    exams: dict[str, ExamSession] = field(default_factory=dict)  # by session_id
     usage: UsageBook = field(default_factory=UsageBook)  # usage statistics of the last days
 
 
@@ -77,7 +84,9 @@ def rebuild(snap: Snapshot, keys: HubKeys, pin_hasher: PinHasher, now_ms: int) -
         ledger.add(Account(a.account_id, AccountKind(a.kind), a.owner, a.balance_fen))
     campus = Campus(ledger, pin_hasher)
     for s in snap.schools:
-        campus.schools[s.school_id] = School(s.school_id, s.name, policy_from_json(s.policy_json))
+        campus.schools[s.school_id] = School(
+            s.school_id, s.name, policy_from_json(s.policy_json), live_scenes_from_text(s.live_scenes)
+        )
     for st in snap.students:
         campus.students[st.student_id] = Student(
             student_id=st.student_id,
@@ -88,6 +97,7 @@ def rebuild(snap: Snapshot, keys: HubKeys, pin_hasher: PinHasher, now_ms: int) -
             wallet=Wallet(ledger.accounts[st.wallet_account_id]),
             birth_date=st.birth_date,
             id_index=st.id_number_index,
+            id_masked=st.id_number_masked,
         )
     issuer, ecard = keys.issuer_master.key, keys.ecard_master.key
     card_book = CardBook()  # cards in issue order: the newest live card is the student's current one
@@ -128,7 +138,8 @@ def rebuild(snap: Snapshot, keys: HubKeys, pin_hasher: PinHasher, now_ms: int) -
             known.last_seen_ms = h.last_seen_ms
             known.software_version = h.software_version
             known.offline_pending = h.offline_pending
-    campus.build_blocklists()
+    campus.build_blocklists(snap.blocklist_changes)
+    campus.misuse.restore(snap.misuse_signals)
     today = business_day(now_ms)
     offline = OfflineBook()
     for record in snap.offline:
@@ -179,6 +190,7 @@ def rebuild(snap: Snapshot, keys: HubKeys, pin_hasher: PinHasher, now_ms: int) -
             wallet.spent_today_fen += purchase.amount_fen
             wallet.meal_counts[purchase.meal_window] = wallet.meal_counts.get(purchase.meal_window, 0) + 1
     state = HotState(campus, registry, merchant_accounts, offline, card_book)
+    state.library, state.exams = _library(snap, campus), _exams(snap)
     state.usage = _usage(snap, campus, today)
     return state
 
@@ -198,3 +210,38 @@ def _usage(snap: Snapshot, campus: Campus, today: int) -> UsageBook:
         if day >= first and terminal is not None:
             usage.record_past(terminal.school_id, record.card_no, record.scene, day, 1, 0)
     return usage
+
+
+def _library(snap: Snapshot, campus: Campus) -> Library:
+    library = Library()
+    for row in snap.loans:
+        student = campus.students[row.student_id]
+        library.restore(
+            Loan(row.loan_id, row.school_id, row.book_id, student, row.card_no, row.borrowed_ms, row.due_ms)
+        )
+    return library
+
+
+def _exams(snap: Snapshot) -> dict[str, ExamSession]:
+    sessions = {
+        r.session_id: ExamSession(
+            r.session_id,
+            r.school_id,
+            r.subject,
+            tuple(json.loads(r.rooms_json)),
+            r.start_ms,
+            r.end_ms,
+            r.opens_before_min,
+            r.closes_after_min,
+            r.created_ms,
+            r.closed_ms,
+        )
+        for r in snap.exam_sessions
+    }
+    for seat in snap.exam_seats:
+        sessions[seat.session_id].seat_student(seat.student_id, Seat(seat.room, seat.seat))
+    for c in snap.exam_check_ins:
+        sessions[c.session_id].record(
+            CheckIn(c.student_id, c.expected_room, c.room, c.at_ms, c.terminal_id, c.request_id)
+        )
+    return sessions

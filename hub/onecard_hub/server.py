@@ -18,6 +18,8 @@ from onecard.admin.v1 import admin_service_pb2, admin_service_pb2_grpc
 from onecard.auth.v1 import authorization_service_pb2, authorization_service_pb2_grpc
 from onecard.cardoffice.v1 import card_office_service_pb2, card_office_service_pb2_grpc
 from onecard.ecard.v1 import ecard_service_pb2, ecard_service_pb2_grpc
+from onecard.exam.v1 import exam_service_pb2, exam_service_pb2_grpc
+from onecard.library.v1 import library_service_pb2, library_service_pb2_grpc
 from onecard.records.v1 import student_records_service_pb2, student_records_service_pb2_grpc
 from onecard.terminal.v1 import terminal_service_pb2, terminal_service_pb2_grpc
 from onecard_hub.api.admin import AdminServicer
@@ -25,9 +27,12 @@ from onecard_hub.api.authorization import AuthorizationServicer
 from onecard_hub.api.card_office import CardOfficeServicer
 from onecard_hub.api.ecard import ECardServicer
 from onecard_hub.api.errors import ErrorInterceptor
+from onecard_hub.api.exam import ExamAdminServicer, ExamServicer
 from onecard_hub.api.identity import Identity
+from onecard_hub.api.library import LibraryAdminServicer, LibraryServicer
 from onecard_hub.api.student_records import StudentRecordsServicer
 from onecard_hub.api.terminal import TerminalServicer
+from onecard_hub.cardsys_feed import CardsysFeed, start_cardsys_feed
 from onecard_hub.config import HubConfig
 from onecard_hub.domain.clock import Clock
 from onecard_hub.hub import Hub
@@ -38,6 +43,8 @@ from onecard_hub.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 
+LIBRARY_SERVICES = ("LibraryService", "LibraryAdminService")
+EXAM_SERVICES = ("ExamService", "ExamAdminService")
 SERVICE_NAMES = (
     authorization_service_pb2.DESCRIPTOR.services_by_name["AuthorizationService"].full_name,
     terminal_service_pb2.DESCRIPTOR.services_by_name["TerminalService"].full_name,
@@ -45,6 +52,8 @@ SERVICE_NAMES = (
     ecard_service_pb2.DESCRIPTOR.services_by_name["ECardService"].full_name,
     card_office_service_pb2.DESCRIPTOR.services_by_name["CardOfficeService"].full_name,
     student_records_service_pb2.DESCRIPTOR.services_by_name["StudentRecordsService"].full_name,
+    *(library_service_pb2.DESCRIPTOR.services_by_name[n].full_name for n in LIBRARY_SERVICES),
+    *(exam_service_pb2.DESCRIPTOR.services_by_name[n].full_name for n in EXAM_SERVICES),
 )
 GRPC_OPTIONS = [
     # An offline batch of 500 e-card records is ≈100 KiB; every other request is far smaller.
@@ -63,6 +72,7 @@ class RunningHub:
     health: health.aio.HealthServicer
 
     tls: bool = False
+    cardsys_feed: CardsysFeed | None = None  # with --cardsys: the provincial card system's feed
 
     @property
     def target(self) -> str:
@@ -110,6 +120,16 @@ async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIte
         AdminServicer(hub, fingerprint, identity), server
     )
     ecard_service_pb2_grpc.add_ECardServiceServicer_to_server(ECardServicer(hub, identity), server)
+    library_service_pb2_grpc.add_LibraryServiceServicer_to_server(
+        LibraryServicer(hub, fingerprint, identity), server
+    )
+    library_service_pb2_grpc.add_LibraryAdminServiceServicer_to_server(
+        LibraryAdminServicer(hub, identity), server
+    )
+    exam_service_pb2_grpc.add_ExamServiceServicer_to_server(ExamServicer(hub, fingerprint, identity), server)
+    exam_service_pb2_grpc.add_ExamAdminServiceServicer_to_server(
+        ExamAdminServicer(hub, fingerprint, identity), server
+    )
     card_office_service_pb2_grpc.add_CardOfficeServiceServicer_to_server(
         CardOfficeServicer(hub, fingerprint, identity), server
     )
@@ -133,9 +153,13 @@ async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIte
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = RunningHub(hub, server, port, health_servicer, tls=credentials is not None)
+    if config.cardsys:
+        running.cardsys_feed = await start_cardsys_feed(hub, config.cardsys, health_servicer)
     try:
         yield running
     finally:
+        if running.cardsys_feed is not None:
+            await running.cardsys_feed.stop()
         for name in ("", *SERVICE_NAMES):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         hub.blocklist_feed.close()  # blocklist streams end now (UNAVAILABLE: reconnect), not at the grace

@@ -14,9 +14,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from onecard_client._async_client import AdminClient, ECardClient, TerminalClient
+    from onecard_client._async_client import AdminClient, ECardClient, StudentRecordsClient, TerminalClient
     from onecard_client._card_office import CardOfficeClient
     from onecard_client._config import ClientConfig, RetryConfig, TLSConfig
+    from onecard_client._scenes import ExamAdminClient, LibraryAdminClient
     from onecard_client.errors import (
         AlreadyExistsError,
         DeadlineExceededError,
@@ -40,15 +41,18 @@ __all__ = [
     "ClientConfig",
     "DeadlineExceededError",
     "ECardClient",
+    "ExamAdminClient",
     "FailedPreconditionError",
     "HubTime",
     "InternalError",
     "InvalidArgumentError",
+    "LibraryAdminClient",
     "NotFoundError",
     "OneCardError",
     "PermissionDeniedError",
     "ResourceExhaustedError",
     "RetryConfig",
+    "StudentRecordsClient",
     "TLSConfig",
     "TLSConfigurationError",
     "TerminalClient",
@@ -62,6 +66,9 @@ _HOMES = {
     "AdminClient": "_async_client",
     "CardOfficeClient": "_card_office",
     "ECardClient": "_async_client",
+    "ExamAdminClient": "_scenes",
+    "LibraryAdminClient": "_scenes",
+    "StudentRecordsClient": "_async_client",
     "TerminalClient": "_async_client",
     "ClientConfig": "_config",
     "RetryConfig": "_config",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import grpc
@@ -15,6 +15,12 @@ from onecard.auth.v1 import authorization_service_pb2 as auth_pb
 from onecard.auth.v1 import authorization_service_pb2_grpc as auth_grpc
 from onecard.ecard.v1 import ecard_service_pb2 as ecard_pb
 from onecard.ecard.v1 import ecard_service_pb2_grpc as ecard_grpc
+from onecard.exam.v1 import exam_service_pb2 as exam_pb
+from onecard.exam.v1 import exam_service_pb2_grpc as exam_grpc
+from onecard.library.v1 import library_service_pb2 as library_pb
+from onecard.library.v1 import library_service_pb2_grpc as library_grpc
+from onecard.records.v1 import student_records_service_pb2 as records_pb
+from onecard.records.v1 import student_records_service_pb2_grpc as records_grpc
 from onecard.terminal.v1 import terminal_service_pb2 as term_pb
 from onecard.terminal.v1 import terminal_service_pb2_grpc as term_grpc
 from onecard_client import _requests as build
@@ -27,6 +33,7 @@ from onecard_client._channel import (
 )
 from onecard_client._config import ClientConfig
 from onecard_client._retry import CallAttempts
+from onecard_client.errors import from_rpc_error
 from onecard_client.hub_time import HubTime
 
 R = TypeVar("R")
@@ -71,6 +78,8 @@ class TerminalClient(_AsyncClient):
         self.terminal_id = terminal_id
         self._auth = auth_grpc.AuthorizationServiceStub(self._channel)
         self._terminal = term_grpc.TerminalServiceStub(self._channel)
+        self._library = library_grpc.LibraryServiceStub(self._channel)
+        self._exam = exam_grpc.ExamServiceStub(self._channel)
 
     async def authorize(
         self, request: auth_pb.AuthorizeRequest, *, deadline_s: float | None = None
@@ -121,6 +130,41 @@ class TerminalClient(_AsyncClient):
         request = build.heartbeat(self.terminal_id, software_version, offline_pending)
         return await self._call(self._terminal.Heartbeat, request, deadline_s)
 
+    async def watch_blocklist(self, since_version: int = 0) -> AsyncIterator[term_pb.WatchBlocklistResponse]:
+        """The school's blocklist, live (a long-lived stream, no deadline): a snapshot or the delta
+        since `since_version` first, then each change once durable. Apply them to a
+        `onecard_client.blocklist.BlocklistCopy`; when the stream ends with an error (UnavailableError
+        when the hub stops, ResourceExhaustedError when this reader fell behind), subscribe again
+        with the version held. Not retried here: the caller knows the version it holds."""
+        call = self._terminal.WatchBlocklist(
+            build.watch_blocklist(self.terminal_id, since_version), metadata=self._metadata
+        )
+        try:
+            async for message in call:
+                yield message
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        finally:
+            call.cancel()
+
+    async def borrow(
+        self, request: library_pb.BorrowRequest, *, deadline_s: float | None = None
+    ) -> library_pb.BorrowResponse:
+        """A library desk lends a book (LibraryService.Borrow); a refusal is an answer."""
+        return await self._call(self._library.Borrow, request, deadline_s)
+
+    async def return_book(
+        self, request: library_pb.ReturnRequest, *, deadline_s: float | None = None
+    ) -> library_pb.ReturnResponse:
+        """A library desk takes a book back (LibraryService.Return)."""
+        return await self._call(self._library.Return, request, deadline_s)
+
+    async def check_in(
+        self, request: exam_pb.CheckInRequest, *, deadline_s: float | None = None
+    ) -> exam_pb.CheckInResponse:
+        """An exam tablet checks a student in (ExamService.CheckIn); a refusal is an answer."""
+        return await self._call(self._exam.CheckIn, request, deadline_s)
+
 
 class AdminClient(_AsyncClient):
     """An operator's connection to the AdminService."""
@@ -160,6 +204,25 @@ class AdminClient(_AsyncClient):
     async def ledger_summary(self, *, deadline_s: float | None = None) -> admin_pb.GetLedgerSummaryResponse:
         return await self._call(self._admin.GetLedgerSummary, build.ledger_summary(), deadline_s)
 
+    async def list_misuse_signals(
+        self, school_id: str, *, since_ms: int = 0, limit: int = 0, deadline_s: float | None = None
+    ) -> admin_pb.ListMisuseSignalsResponse:
+        """Cards used at two places too close in time, newest first (`since_ms`: hub clock)."""
+        request = build.list_misuse_signals(school_id, since_ms, limit)
+        return await self._call(self._admin.ListMisuseSignals, request, deadline_s)
+
+    async def set_live_scenes(
+        self, request_id: str, school_id: str, scenes: Iterable[int], *, deadline_s: float | None = None
+    ) -> admin_pb.SetLiveScenesResponse:
+        """Pilot roll-out (province administrators): the scenes live at a school from now on."""
+        request = build.set_live_scenes(request_id, school_id, scenes)
+        return await self._call(self._admin.SetLiveScenes, request, deadline_s)
+
+    async def get_school(
+        self, school_id: str, *, deadline_s: float | None = None
+    ) -> admin_pb.GetSchoolResponse:
+        return await self._call(self._admin.GetSchool, build.get_school(school_id), deadline_s)
+
     async def usage_report(
         self, school_id: str = "", *, deadline_s: float | None = None
     ) -> admin_pb.GetUsageReportResponse:
@@ -181,3 +244,71 @@ class ECardClient(_AsyncClient):
         """A fresh QR token for `card_no`; `hub_ms` is the hub's time as the app knows it."""
         request = build.mint_qr_code(card_no, ecard_key, hub_ms)
         return await self._call(self._ecard.MintQrCode, request, deadline_s)
+
+
+class StudentRecordsClient(_AsyncClient):
+    """An operator's connection to the StudentRecordsService (学籍). Mutating calls take the
+    caller's `request_id`: the same id and body answer the original response."""
+
+    def __init__(self, operator_id: str, config: ClientConfig | None = None) -> None:
+        super().__init__(config or ClientConfig(), OPERATOR_HEADER, operator_id)
+        self.operator_id = operator_id
+        self._records = records_grpc.StudentRecordsServiceStub(self._channel)
+
+    async def enroll_student(
+        self,
+        request_id: str,
+        school_id: str,
+        student_id: str,
+        name: str,
+        id_number: str,
+        birth_date: str,
+        group: str | int,
+        *,
+        deadline_s: float | None = None,
+    ) -> records_pb.EnrollStudentResponse:
+        """`group`: "boarder", "day" or a `StudentGroup` number; `birth_date` YYYY-MM-DD."""
+        request = build.enroll_student(request_id, school_id, student_id, name, id_number, birth_date, group)
+        return await self._call(self._records.EnrollStudent, request, deadline_s)
+
+    async def suspend_student(
+        self, request_id: str, student_id: str, *, deadline_s: float | None = None
+    ) -> records_pb.SuspendStudentResponse:
+        request = build.suspend_student(request_id, student_id)
+        return await self._call(self._records.SuspendStudent, request, deadline_s)
+
+    async def resume_student(
+        self, request_id: str, student_id: str, *, deadline_s: float | None = None
+    ) -> records_pb.ResumeStudentResponse:
+        request = build.resume_student(request_id, student_id)
+        return await self._call(self._records.ResumeStudent, request, deadline_s)
+
+    async def graduate_student(
+        self, request_id: str, student_id: str, *, deadline_s: float | None = None
+    ) -> records_pb.GraduateStudentResponse:
+        request = build.graduate_student(request_id, student_id)
+        return await self._call(self._records.GraduateStudent, request, deadline_s)
+
+    async def withdraw_student(
+        self, request_id: str, student_id: str, *, deadline_s: float | None = None
+    ) -> records_pb.WithdrawStudentResponse:
+        request = build.withdraw_student(request_id, student_id)
+        return await self._call(self._records.WithdrawStudent, request, deadline_s)
+
+    async def transfer_student(
+        self, request_id: str, student_id: str, to_school_id: str, *, deadline_s: float | None = None
+    ) -> records_pb.TransferStudentResponse:
+        request = build.transfer_student(request_id, student_id, to_school_id)
+        return await self._call(self._records.TransferStudent, request, deadline_s)
+
+    async def get_student(
+        self, student_id: str, *, deadline_s: float | None = None
+    ) -> records_pb.GetStudentResponse:
+        return await self._call(self._records.GetStudent, build.get_student(student_id), deadline_s)
+
+    async def import_roster(
+        self, request_id: str, school_id: str, roster: str | bytes, *, deadline_s: float | None = None
+    ) -> records_pb.ImportRosterResponse:
+        """The roster CSV as text or UTF-8 bytes; the answer reports every row."""
+        request = build.import_roster(request_id, school_id, roster)
+        return await self._call(self._records.ImportRoster, request, deadline_s)

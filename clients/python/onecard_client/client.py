@@ -8,10 +8,11 @@ holds the blocking twins of these clients.
 
 from __future__ import annotations
 
-from onecard_client._async_client import AdminClient, ECardClient, TerminalClient
+from onecard_client._async_client import AdminClient, ECardClient, StudentRecordsClient, TerminalClient
 from onecard_client._card_office import CardOfficeClient
 from onecard_client._channel import OPERATOR_HEADER, TERMINAL_HEADER
 from onecard_client._config import ClientConfig, RetryConfig, TLSConfig
+from onecard_client._scenes import ExamAdminClient, LibraryAdminClient
 
 __all__ = [
     "OPERATOR_HEADER",
@@ -20,7 +21,10 @@ __all__ = [
     "CardOfficeClient",
     "ClientConfig",
     "ECardClient",
+    "ExamAdminClient",
+    "LibraryAdminClient",
     "RetryConfig",
+    "StudentRecordsClient",
     "TLSConfig",
     "TerminalClient",
 ]

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 from onecard_client._card_office_sync import CardOfficeClient
 from onecard_client._config import ClientConfig, RetryConfig, TLSConfig
-from onecard_client._sync_client import AdminClient, ECardClient, TerminalClient
+from onecard_client._scenes_sync import ExamAdminClient, LibraryAdminClient
+from onecard_client._sync_client import AdminClient, ECardClient, StudentRecordsClient, TerminalClient
 
 __all__ = [
     "AdminClient",
     "CardOfficeClient",
     "ClientConfig",
     "ECardClient",
+    "ExamAdminClient",
+    "LibraryAdminClient",
     "RetryConfig",
+    "StudentRecordsClient",
     "TLSConfig",
     "TerminalClient",
 ]

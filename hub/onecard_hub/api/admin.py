@@ -6,12 +6,15 @@ import grpc
 
 from onecard.admin.v1 import admin_service_pb2 as pb
 from onecard.admin.v1 import admin_service_pb2_grpc as pb_grpc
-from onecard_hub import offline, usage
+from onecard_hub import misuse, offline, pilot, usage
 from onecard_hub.api import convert
 from onecard_hub.api.identity import Identity
+from onecard_hub.api.misuse import signal_message
+from onecard_hub.api.pilot import school_message
 from onecard_hub.api.usage import usage_response
 from onecard_hub.domain.errors import InvalidArgument, NotFound, PermissionDenied
 from onecard_hub.domain.model import Operator, Terminal, TerminalKind
+from onecard_hub.domain.pilot import scenes_from_numbers
 from onecard_hub.hub import Hub
 from onecard_hub.security.protect import RequestFingerprint
 from onecard_hub.store.records import TerminalRow
@@ -150,6 +153,30 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             total_debt_fen=sum(d.debt_fen for d in debts),
         )
 
+    async def SetLiveScenes(
+        self, request: pb.SetLiveScenesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SetLiveScenesResponse:
+        operator = self._operator(context)
+        request_id = convert.request_id(request.request_id)
+        school_id = convert.request_id(request.school_id, "school_id")
+        scenes = scenes_from_numbers(request.scenes)
+        return await pilot.set_live_scenes(
+            self._hub,
+            operator,
+            request_id,
+            school_id,
+            scenes,
+            self._fingerprint("SetLiveScenes", request.SerializeToString(deterministic=True)),
+            lambda view: pb.SetLiveScenesResponse(school=school_message(view)),
+            pb.SetLiveScenesResponse.FromString,
+        )
+
+    async def GetSchool(
+        self, request: pb.GetSchoolRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetSchoolResponse:
+        operator = self._operator(context)
+        school_id = convert.request_id(request.school_id, "school_id")
+        return pb.GetSchoolResponse(school=school_message(pilot.school_view(self._hub, operator, school_id)))
 
     async def GetUsageReport(
         self, request: pb.GetUsageReportRequest, context: grpc.aio.ServicerContext
@@ -158,3 +185,15 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         if len(request.school_id) > MAX_TEXT:
             raise InvalidArgument("school_id", f"at most {MAX_TEXT} characters")
         return usage_response(usage.school_usage(self._hub, operator, request.school_id))
+
+    async def ListMisuseSignals(
+        self, request: pb.ListMisuseSignalsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListMisuseSignalsResponse:
+        operator = self._operator(context)
+        if len(request.school_id) > MAX_TEXT:
+            raise InvalidArgument("school_id", f"at most {MAX_TEXT} characters")
+        since_ms = request.since.ToMilliseconds() if request.HasField("since") else 0
+        signals = misuse.misuse_signals(self._hub, operator, request.school_id, since_ms, request.limit)
+        return pb.ListMisuseSignalsResponse(
+            signals=[signal_message(s, misuse.holder_name_masked(self._hub, s)) for s in signals]
+        )

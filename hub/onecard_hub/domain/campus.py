@@ -8,15 +8,16 @@ service makes it durable before anyone is answered.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from onecard_client.credentials import QR_MAX_LIFETIME_MS, QrToken, chip_cryptogram, qr_mac
-from onecard_hub.domain.blocklist import Blocklist
+from onecard_hub.domain.blocklist import Blocklist, BlocklistChange, blocks
 from onecard_hub.domain.clock import business_day, local_minute_of_day
 from onecard_hub.domain.decisions import APPROVED, DeclineReason
 from onecard_hub.domain.errors import FailedPrecondition, PermissionDenied
 from onecard_hub.domain.ledger import Account, Ledger, Transfer, TransferKind
+from onecard_hub.domain.misuse import MisuseSignal, MisuseWatch
 from onecard_hub.domain.model import (
     SCENES_BY_KIND,
     AntiPassback,
@@ -107,6 +108,7 @@ class TapResult:
     qr_nonce: bytes = b""
     qr_expires_ms: int = 0
     meal_window: str = ""
+    misuse: MisuseSignal | None = None  # the card used elsewhere too close in time (domain/misuse.py)
 
     @property
     def approved(self) -> bool:
@@ -135,29 +137,59 @@ class Campus:
         self.used_nonces: dict[bytes, int] = {}
         # school_id → the cards its terminals must refuse (see domain/blocklist.py).
         self.blocklists: dict[str, Blocklist] = {}
+        # The last approved tap per card, and the misuse signals raised (see domain/misuse.py).
+        self.misuse = MisuseWatch()
 
     # -- card status and the blocklist ---------------------------------------------
 
-    def build_blocklists(self) -> None:
-        """Makes every school's blocklist from the cards' statuses (at start)."""
-        self.blocklists = {school_id: Blocklist() for school_id in self.schools}
+    def build_blocklists(self, changes: Iterable[BlocklistChange] = ()) -> None:
+        """Makes every school's blocklist from the cards' statuses, and its version and recent
+        changes from the change log read back from the store (at start)."""
+        self.blocklists = {school_id: Blocklist(school_id) for school_id in self.schools}
         for card in self.cards.values():
-            self.blocklist(card.student.school_id).update(card.card_no, card.status)
+            if blocks(card.status):
+                self.blocklist(card.student.school_id).card_nos.add(card.card_no)
+        by_school: dict[str, list[BlocklistChange]] = {}
+        for change in changes:
+            by_school.setdefault(change.school_id, []).append(change)
+        for school_id in set(self.blocklists) | set(by_school):
+            logged = sorted(by_school.get(school_id, ()), key=lambda c: c.version)
+            self.blocklist(school_id).restore(logged)
 
     def blocklist(self, school_id: str) -> Blocklist:
         found = self.blocklists.get(school_id)
         if found is None:
-            found = self.blocklists[school_id] = Blocklist()
+            found = self.blocklists[school_id] = Blocklist(school_id)
         return found
 
-    def set_card_status(self, card_no: str, status: CardStatus) -> Blocklist:
-        """The one way a card's identity status changes (loss report, unlock, replacement, …):
-        the card's school's blocklist follows, and its version changes when the list does."""
+    def set_card_status(self, card_no: str, status: CardStatus, *, at_ms: int = 0) -> list[BlocklistChange]:
+        """The one way a card's identity status changes (loss report, unlock, replacement, a new
+        card — add it to `cards`, then call this with its status — …): the card's school's
+        blocklist follows. Returns the blocklist changes (none, or one with the school's next
+        version) that the caller MUST add to the same writer batch as the status change
+        (`Batch.blocklist`): the live feed sends them to terminals once that batch is durable."""
         card = self.cards[card_no]
         card.status = status
-        blocklist = self.blocklist(card.student.school_id)
-        blocklist.update(card_no, status)
-        return blocklist
+        change = self.blocklist(card.student.school_id).update(card_no, status, at_ms)
+        return [] if change is None else [change]
+
+    def move_student(self, student: Student, school_id: str, *, at_ms: int = 0) -> list[BlocklistChange]:
+        """转学: the student, their wallet and their cards now belong to `school_id`. Each school's
+        blocklist follows: a blocked card of the student leaves the old school's list and joins the
+        new one's (updating with ACTIVE is how a card leaves a list). Returns the blocklist changes
+        to add to the same writer batch (`Batch.blocklist`), as `set_card_status` does."""
+        old_school = student.school_id
+        student.school_id = school_id
+        changes: list[BlocklistChange] = []
+        for card in self.cards.values():
+            if card.student is student:
+                for change in (
+                    self.blocklist(old_school).update(card.card_no, CardStatus.ACTIVE, at_ms),
+                    self.blocklist(school_id).update(card.card_no, card.status, at_ms),
+                ):
+                    if change is not None:
+                        changes.append(change)
+        return changes
 
     # -- the critical path ---------------------------------------------------------
 
@@ -178,7 +210,7 @@ class Campus:
             return TapResult(DeclineReason.SCENE_NOT_LIVE, card)
         if card is None:
             return TapResult(DeclineReason.CARD_UNKNOWN, None)
-        result = self._check_credential(card, tap, now_ms)
+        result = self.check_credential(card, tap, now_ms)
         if result.reason is not APPROVED:
             return result
         refusal = holder_refusal(card, tap.terminal.school_id, qr=isinstance(tap.credential, QrCredential))
@@ -188,9 +220,13 @@ class Campus:
             self._purchase(card, tap, now_ms, result)
         else:
             self._pass_gate(card, tap, now_ms, result)
+        if result.reason is APPROVED:  # a signal, never a decline
+            result.misuse = self.misuse.observe(card, tap.terminal, tap.scene, now_ms)
         return result
 
-    def _check_credential(self, card: Card, tap: Tap, now_ms: int) -> TapResult:
+    def check_credential(self, card: Card, tap: Tap, now_ms: int) -> TapResult:
+        """Checks a chip cryptogram (its counter moves on) or an e-card QR code (its nonce is used
+        up); every scene calls it, then `holder_refusal`."""
         cred = tap.credential
         if isinstance(cred, ChipCredential):
             expected = chip_cryptogram(

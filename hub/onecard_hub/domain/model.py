@@ -14,6 +14,9 @@ class Scene(enum.IntEnum):
     GATE_ENTRY = 1
     GATE_EXIT = 2
     CANTEEN_PURCHASE = 3
+    LIBRARY_BORROW = 4  # LibraryService.Borrow (needs a book: not through Authorize)
+    LIBRARY_RETURN = 5  # LibraryService.Return
+    EXAM_CHECK_IN = 6  # ExamService.CheckIn (needs a session)
 
 
 class TerminalKind(enum.IntEnum):
@@ -29,8 +32,8 @@ class TerminalKind(enum.IntEnum):
 SCENES_BY_KIND: dict[TerminalKind, frozenset[Scene]] = {
     TerminalKind.GATE: frozenset({Scene.GATE_ENTRY, Scene.GATE_EXIT}),
     TerminalKind.CANTEEN_POS: frozenset({Scene.CANTEEN_PURCHASE}),
-    TerminalKind.LIBRARY_DESK: frozenset(),
-    TerminalKind.EXAM_TABLET: frozenset(),
+    TerminalKind.LIBRARY_DESK: frozenset({Scene.LIBRARY_BORROW, Scene.LIBRARY_RETURN}),
+    TerminalKind.EXAM_TABLET: frozenset({Scene.EXAM_CHECK_IN}),
     TerminalKind.KIOSK: frozenset(),
 }
 
@@ -131,6 +134,9 @@ class SchoolPolicy:
     offline_per_payment_fen: int = 2_000
     offline_per_card_day_fen: int = 5_000
     offline_max_stored: int = 5_000
+    # Library (图书借阅): books a student may hold at once, and the loan period.
+    loan_limit: int = 5
+    loan_days: int = 30
 
 
 ALL_SCENES: frozenset[Scene] = frozenset(Scene)
@@ -175,6 +181,7 @@ class Student:
     wallet: Wallet
     birth_date: str = ""  # ISO date; "" unknown (the card office then asks for a guardian)
     id_index: bytes = b""  # keyed index of the ID number (security/protect.py), for identity checks
+    id_masked: str = ""  # the ID number masked (3601**********1234), for what the card office sees
 
 
 @dataclass(slots=True)

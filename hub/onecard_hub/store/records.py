@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from onecard_hub.domain.blocklist import BlocklistChange
 from onecard_hub.domain.ledger import Transfer
+from onecard_hub.domain.misuse import MisuseSignal
 from onecard_hub.domain.offline import OfflineRecord
 
 
@@ -78,6 +80,22 @@ class Batch:
     cards: list[CardRow] = field(default_factory=list)  # new cards and identity/bank/e-card changes (upsert)
     guardians: list[GuardianRow] = field(default_factory=list)
     audit: list[AuditRow] = field(default_factory=list)
+    # 学籍 (student_records.py): new wallet accounts and students; status and school changes;
+    # a school's live scenes (pilot roll-out).
+    accounts: list[AccountRow] = field(default_factory=list)
+    students: list[StudentRow] = field(default_factory=list)
+    student_status: list[StudentStatusRow] = field(default_factory=list)
+    live_scenes: list[LiveScenesRow] = field(default_factory=list)
+    # Library and exam scenes (library.py, exams.py): loans made or closed (upsert), exam
+    # sessions created or closed (upsert), roster seats (upsert), check-ins and wrong-room attempts.
+    loans: list[LoanRow] = field(default_factory=list)
+    exam_sessions: list[ExamSessionRow] = field(default_factory=list)
+    exam_seats: list[ExamSeatRow] = field(default_factory=list)
+    exam_check_ins: list[ExamCheckInRow] = field(default_factory=list)
+    # Blocklist changes (Campus.set_card_status returns them): in the status change's own batch.
+    blocklist: list[BlocklistChange] = field(default_factory=list)
+    misuse: list[MisuseSignal] = field(default_factory=list)  # with the tap that raised them
+    cardsys: list[CardsysChangeRow] = field(default_factory=list)  # the provincial feed (cardsys_feed.py)
 
     def __len__(self) -> int:
         return (
@@ -88,6 +106,17 @@ class Batch:
             + len(self.cards)
             + len(self.guardians)
             + len(self.audit)
+            + len(self.accounts)
+            + len(self.students)
+            + len(self.student_status)
+            + len(self.live_scenes)
+            + len(self.loans)
+            + len(self.exam_sessions)
+            + len(self.exam_seats)
+            + len(self.exam_check_ins)
+            + len(self.blocklist)
+            + len(self.misuse)
+            + len(self.cardsys)
         )
 
     def extend(self, other: Batch) -> None:
@@ -100,6 +129,31 @@ class Batch:
         self.cards.extend(other.cards)
         self.guardians.extend(other.guardians)
         self.audit.extend(other.audit)
+        self.accounts.extend(other.accounts)
+        self.students.extend(other.students)
+        self.student_status.extend(other.student_status)
+        self.live_scenes.extend(other.live_scenes)
+        self.loans.extend(other.loans)
+        self.exam_sessions.extend(other.exam_sessions)
+        self.exam_seats.extend(other.exam_seats)
+        self.exam_check_ins.extend(other.exam_check_ins)
+        self.blocklist.extend(other.blocklist)
+        self.misuse.extend(other.misuse)
+        self.cardsys.extend(other.cardsys)
+
+
+@dataclass(frozen=True, slots=True)
+class CardsysChangeRow:
+    """A change the provincial card system's feed brought, and what the hub did with it."""
+
+    version: int
+    card_no: str
+    function: str  # domain/cardsys.py CardFunction
+    action: str  # FeedAction
+    channel: str
+    occurred_ms: int
+    applied_ms: int  # hub clock
+    outcome: str  # FeedOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +161,7 @@ class SchoolRow:
     school_id: str
     name: str
     policy_json: str
+    live_scenes: str | None = None  # scene numbers, comma-separated; None: every scene (see pilot.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +184,21 @@ class StudentRow:
     student_group: str
     enrollment: str
     wallet_account_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class StudentStatusRow:
+    """A student's 学籍 status and school after a change (suspend, resume, ..., transfer)."""
+
+    student_id: str
+    school_id: str
+    enrollment: str
+
+
+@dataclass(frozen=True, slots=True)
+class LiveScenesRow:
+    school_id: str
+    live_scenes: str  # scene numbers, comma-separated, ascending; "" none
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +276,55 @@ class TransferRow:
 
 
 @dataclass(frozen=True, slots=True)
+class LoanRow:
+    """A library loan; `returned_ms` 0 while the book is on loan."""
+
+    loan_id: str
+    school_id: str
+    book_id: str
+    student_id: str
+    card_no: str
+    borrowed_ms: int
+    due_ms: int
+    returned_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExamSessionRow:
+    session_id: str
+    school_id: str
+    subject: str
+    rooms_json: str  # JSON list of room ids
+    start_ms: int
+    end_ms: int
+    opens_before_min: int
+    closes_after_min: int
+    created_ms: int
+    closed_ms: int  # 0 while open
+
+
+@dataclass(frozen=True, slots=True)
+class ExamSeatRow:
+    session_id: str
+    student_id: str
+    room: str
+    seat: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExamCheckInRow:
+    """A check-in (room == expected_room) or a wrong-room attempt."""
+
+    session_id: str
+    student_id: str
+    expected_room: str
+    room: str
+    at_ms: int
+    terminal_id: str
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class TapCountRow:
     """Taps of one terminal, scene and business day, approved and declined (usage statistics)."""
 
@@ -232,10 +351,17 @@ class Snapshot:
     terminal_status: list[TerminalStatusRow] = field(default_factory=list)
     offline: list[OfflineRecord] = field(default_factory=list)  # booked ones, all of them, in booking order
     guardians: list[GuardianRow] = field(default_factory=list)
+    loans: list[LoanRow] = field(default_factory=list)  # open ones only
+    exam_sessions: list[ExamSessionRow] = field(default_factory=list)
+    exam_seats: list[ExamSeatRow] = field(default_factory=list)
+    exam_check_ins: list[ExamCheckInRow] = field(default_factory=list)  # in the order they happened
+    blocklist_changes: list[BlocklistChange] = field(default_factory=list)  # the newest per school
+    misuse_signals: list[MisuseSignal] = field(default_factory=list)  # the newest per school, oldest first
     # Usage statistics (domain/usage.py): taps since `load`'s `usage_since_ms`, and each card's last
     # business day with an approved tap in that time.
     tap_counts: list[TapCountRow] = field(default_factory=list)
     card_last_used: dict[str, int] = field(default_factory=dict)
+    cardsys_version: int = 0  # the last provincial feed version applied (cardsys_feed.py)
 
 
 @dataclass(slots=True)

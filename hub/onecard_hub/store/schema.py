@@ -201,6 +201,105 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX audit_by_student ON audit_log (student_id, audit_id);
     CREATE INDEX audit_by_actor ON audit_log (actor_id, audit_id);
     """,
+    # 5: student records and the pilot roll-out (issue 4). A school's live scenes: scene numbers,
+    # comma-separated; NULL means every scene (a school nobody restricted, and new scenes with it).
+    # Students by school, for a school's roster and its counts.
+    """
+    ALTER TABLE schools ADD COLUMN live_scenes TEXT;
+    CREATE INDEX students_by_school ON students (school_id);
+    """,
+    # library and exam scenes (issue 4). Loans: one row per loan, returned_ms set when the book
+    # comes back (only open loans are loaded at start). Exam sessions (rooms as a JSON list;
+    # closed_ms 0 while open), their seating roster (one seat per student, replaced when moved),
+    # and every check-in and wrong-room attempt, append-only.
+    """
+    CREATE TABLE loans (
+        loan_id     TEXT PRIMARY KEY,
+        school_id   TEXT NOT NULL,
+        book_id     TEXT NOT NULL,
+        student_id  TEXT NOT NULL,
+        card_no     TEXT NOT NULL,
+        borrowed_ms INTEGER NOT NULL,
+        due_ms      INTEGER NOT NULL,
+        returned_ms INTEGER NOT NULL
+    );
+    CREATE INDEX loans_open ON loans (returned_ms, school_id);
+    CREATE TABLE exam_sessions (
+        session_id       TEXT PRIMARY KEY,
+        school_id        TEXT NOT NULL,
+        subject          TEXT NOT NULL,
+        rooms_json       TEXT NOT NULL,
+        start_ms         INTEGER NOT NULL,
+        end_ms           INTEGER NOT NULL,
+        opens_before_min INTEGER NOT NULL,
+        closes_after_min INTEGER NOT NULL,
+        created_ms       INTEGER NOT NULL,
+        closed_ms        INTEGER NOT NULL
+    );
+    CREATE TABLE exam_seats (
+        session_id TEXT NOT NULL REFERENCES exam_sessions (session_id),
+        student_id TEXT NOT NULL,
+        room       TEXT NOT NULL,
+        seat       TEXT NOT NULL,
+        PRIMARY KEY (session_id, student_id)
+    );
+    CREATE TABLE exam_check_ins (
+        session_id    TEXT NOT NULL REFERENCES exam_sessions (session_id),
+        student_id    TEXT NOT NULL,
+        expected_room TEXT NOT NULL,
+        room          TEXT NOT NULL,
+        at_ms         INTEGER NOT NULL,
+        terminal_id   TEXT NOT NULL,
+        request_id    TEXT NOT NULL
+    );
+    CREATE INDEX exam_check_ins_by_session ON exam_check_ins (session_id);
+    """,
+    # The live blocklist and misuse signals (issue 4). Every change of a school's blocklist, with
+    # its version (per school, from 1, monotonic), written in the batch of the status change that
+    # made it; a restart reads the newest back. Misuse signals (a card used at two places too close
+    # in time), with both taps as evidence, written with the tap that raised them.
+    """
+    CREATE TABLE blocklist_changes (
+        school_id  TEXT NOT NULL,
+        version    INTEGER NOT NULL,
+        card_no    TEXT NOT NULL,
+        added      INTEGER NOT NULL,
+        changed_ms INTEGER NOT NULL,
+        PRIMARY KEY (school_id, version)
+    ) WITHOUT ROWID;
+    CREATE TABLE misuse_signals (
+        signal_id          INTEGER PRIMARY KEY,
+        kind               TEXT NOT NULL,
+        card_no            TEXT NOT NULL,
+        student_id         TEXT NOT NULL,
+        school_id          TEXT NOT NULL,
+        first_terminal_id  TEXT NOT NULL,
+        first_school_id    TEXT NOT NULL,
+        first_place        TEXT NOT NULL,
+        first_scene        INTEGER NOT NULL,
+        first_ms           INTEGER NOT NULL,
+        second_terminal_id TEXT NOT NULL,
+        second_school_id   TEXT NOT NULL,
+        second_place       TEXT NOT NULL,
+        second_scene       INTEGER NOT NULL,
+        second_ms          INTEGER NOT NULL
+    );
+    CREATE INDEX misuse_by_school ON misuse_signals (school_id, signal_id);
+    """,
+    # the provincial card system's feed (issue 4, cardsys_feed.py): every change the hub took from
+    # it, applied or skipped, by the feed's version; the highest is where the feed resumes.
+    """
+    CREATE TABLE cardsys_changes (
+        version     INTEGER PRIMARY KEY,
+        card_no     TEXT NOT NULL,
+        function    TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        channel     TEXT NOT NULL,
+        occurred_ms INTEGER NOT NULL,
+        applied_ms  INTEGER NOT NULL,
+        outcome     TEXT NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -11,6 +11,7 @@ import aiosqlite
 
 from onecard_hub.domain.offline import BOOKED, OfflineRecord
 from onecard_hub.store import statements as sql
+from onecard_hub.store.cardsys_rows import load_cardsys, write_cardsys
 from onecard_hub.store.feed_rows import load_feed, write_feed
 from onecard_hub.store.records import (
     AccountRow,
@@ -141,6 +142,8 @@ class SqliteStore:
                 await self._write_scenes(batch)
             if batch.blocklist or batch.misuse:
                 await write_feed(db, batch)
+            if batch.cardsys:
+                await write_cardsys(db, batch)
             self._since_checkpoint += len(batch.transfers) + len(batch.card_states)
             checkpoint = self._since_checkpoint >= self.checkpoint_rows
             if checkpoint:
@@ -310,6 +313,7 @@ class SqliteStore:
         ]
         await self._load_scenes(snap)
         await load_feed(self.db, snap)
+        await load_cardsys(self.db, snap)
         if usage_since_ms is not None:
             await load_usage(self.db, snap, usage_since_ms)
         return snap

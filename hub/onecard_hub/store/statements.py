@@ -6,7 +6,15 @@ from typing import Any
 
 from onecard_hub.domain.ledger import Transfer
 from onecard_hub.domain.offline import BOOKED, OfflineRecord
-from onecard_hub.store.records import AuditRow, CardRow, GuardianRow, RequestRow, TerminalRow
+from onecard_hub.store.records import (
+    AccountRow,
+    AuditRow,
+    CardRow,
+    GuardianRow,
+    RequestRow,
+    StudentRow,
+    TerminalRow,
+)
 
 INSERT_REQUEST = (
     "INSERT INTO requests (caller, request_id, method, fingerprint, response, created_ms, seq, card_no,"
@@ -183,3 +191,57 @@ def audit_params(a: AuditRow) -> tuple[Any, ...]:
         a.request_id,
         a.details,
     )
+
+
+# -- student records (学籍) and the pilot roll-out -----------------------------------------
+
+INSERT_ACCOUNT = "INSERT INTO accounts (account_id, kind, owner, balance_fen) VALUES (?, ?, ?, ?)"
+INSERT_STUDENT = (
+    "INSERT INTO students (student_id, school_id, name, id_number_enc, id_number_index, id_number_masked,"
+    " birth_date, student_group, enrollment, wallet_account_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+UPDATE_STUDENT_STATUS = "UPDATE students SET school_id = ?, enrollment = ? WHERE student_id = ?"
+UPDATE_LIVE_SCENES = "UPDATE schools SET live_scenes = ? WHERE school_id = ?"
+
+
+def account_params(a: AccountRow) -> tuple[Any, ...]:
+    return (a.account_id, a.kind, a.owner, a.balance_fen)
+
+
+def student_params(s: StudentRow) -> tuple[Any, ...]:
+    return (
+        s.student_id,
+        s.school_id,
+        s.name,
+        s.id_number_enc,
+        s.id_number_index,
+        s.id_number_masked,
+        s.birth_date,
+        s.student_group,
+        s.enrollment,
+        s.wallet_account_id,
+    )
+
+
+# The library and exam scenes: a loan is written when made and again when returned; a session
+# when created and again when closed; a seat whenever a student is seated or moved.
+LOAN_COLUMNS = "loan_id, school_id, book_id, student_id, card_no, borrowed_ms, due_ms, returned_ms"
+UPSERT_LOAN = (
+    f"INSERT INTO loans ({LOAN_COLUMNS}) VALUES ({', '.join('?' * 8)})"
+    " ON CONFLICT (loan_id) DO UPDATE SET returned_ms = excluded.returned_ms"
+)
+EXAM_SESSION_COLUMNS = (
+    "session_id, school_id, subject, rooms_json, start_ms, end_ms, opens_before_min, closes_after_min,"
+    " created_ms, closed_ms"
+)
+UPSERT_EXAM_SESSION = (
+    f"INSERT INTO exam_sessions ({EXAM_SESSION_COLUMNS}) VALUES ({', '.join('?' * 10)})"
+    " ON CONFLICT (session_id) DO UPDATE SET closed_ms = excluded.closed_ms"
+)
+EXAM_SEAT_COLUMNS = "session_id, student_id, room, seat"
+UPSERT_EXAM_SEAT = (
+    f"INSERT INTO exam_seats ({EXAM_SEAT_COLUMNS}) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (session_id, student_id) DO UPDATE SET room = excluded.room, seat = excluded.seat"
+)
+EXAM_CHECK_IN_COLUMNS = "session_id, student_id, expected_room, room, at_ms, terminal_id, request_id"
+INSERT_EXAM_CHECK_IN = f"INSERT INTO exam_check_ins ({EXAM_CHECK_IN_COLUMNS}) VALUES ({', '.join('?' * 7)})"
