@@ -18,6 +18,7 @@ import asyncio
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -128,6 +129,12 @@ class EchoTerminal(terminal_grpc.TerminalServiceServicer):
         self, request: terminal_pb2.HeartbeatRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> terminal_pb2.HeartbeatResponse:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the do-nothing server only tells the time")
+
+    async def WatchBlocklist(
+        self, request: terminal_pb2.WatchBlocklistRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[terminal_pb2.WatchBlocklistResponse]:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the do-nothing server only tells the time")
+        yield terminal_pb2.WatchBlocklistResponse()  # never reached: abort raises
 
 
 async def serve(listen: str, clock: SimulatedClock) -> None:

@@ -56,5 +56,5 @@ async def heartbeat(
     return HeartbeatAnswer(
         now,
         config_version(terminal, policy, ecard_public_key_raw(hub), HEARTBEAT_INTERVAL_S),
-        hub.campus.blocklist(terminal.school_id).version,
+        hub.campus.blocklist(terminal.school_id).durable_version,
     )

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 
+from onecard_hub.blocklist_feed import BlocklistFeed
 from onecard_hub.domain.campus import GatePass, Purchase, Tap, TapResult
 from onecard_hub.domain.clock import Clock, business_day
 from onecard_hub.domain.decisions import DeclineReason
@@ -97,8 +98,13 @@ class Hub:
         self.merchant_accounts = state.merchant_accounts
         self.offline_book = state.offline  # see offline.py
         self.card_book = state.card_office  # see card_office/
+        self.library = state.library  # see library.py
+        self.exams = state.exams  # see exams.py
         self.usage: UsageBook = state.usage  # see usage.py
+        self.cardsys_version = snap.cardsys_version  # the provincial feed resumes here (cardsys_feed.py)
         self._seq = await self.store.max_seq()
+        self.blocklist_feed = BlocklistFeed(self.campus)  # sees each batch once durable
+        self.writer.listeners.append(self.blocklist_feed.committed)
         self.writer.start()
         self._housekeeping = asyncio.get_running_loop().create_task(self._tidy(), name="housekeeping")
         log.info(
@@ -111,6 +117,7 @@ class Hub:
 
     async def stop(self) -> None:
         """Flushes the journal and closes the store; in-flight calls finish first (the server's job)."""
+        self.blocklist_feed.close()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
             self._housekeeping = None
@@ -219,6 +226,7 @@ class Hub:
             ],
             transfers=[result.transfer] if result.transfer is not None else [],
             card_states=[_card_row(card)] if card is not None and result.card_changed else [],
+            misuse=[result.misuse] if result.misuse is not None else [],
         )
         undo = result.purchase or result.gate_pass
         await self._commit(key, Entry(AUTHORIZE, fingerprint, now, body, undo=undo), rows)

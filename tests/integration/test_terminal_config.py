@@ -18,6 +18,7 @@ from onecard_client.errors import InvalidArgumentError
 from onecard_hub.domain.clock import ManualClock, hhmm
 from onecard_hub.domain.model import CardStatus
 from onecard_hub.server import RunningHub, running_hub
+from onecard_hub.store.records import Batch
 from tests.conftest import hub_config, set_policy
 from tests.helpers import Campus
 
@@ -78,7 +79,6 @@ async def test_a_pos_gets_its_merchant_and_no_gate_windows(campus: Campus) -> No
     assert other_config.config_version != config.config_version
     assert other_config.blocklist_version == config.blocklist_version  # one blocklist per school
     foreign = await campus.client(campus.pos(school=1)).get_config()
-    assert foreign.blocklist_version != config.blocklist_version
     assert not set(foreign.blocked_card_nos) & set(config.blocked_card_nos)
 
 
@@ -87,17 +87,20 @@ async def test_the_blocklist_follows_card_status(campus: Campus, hub: RunningHub
     client = campus.client(gate)
     before = await client.get_config()
     card = campus.card()
-    hub.hub.campus.set_card_status(card.card_no, CardStatus.LOST)  # how issue 4's loss report marks it
+    changes = hub.hub.campus.set_card_status(card.card_no, CardStatus.LOST, at_ms=1)
+    assert (await client.get_config()).blocklist_version == before.blocklist_version  # not durable yet
+    await hub.hub.writer.submit(Batch(blocklist=changes))  # as a loss report journals it
     after = await client.get_config()
     assert card.card_no in after.blocked_card_nos
-    assert after.blocklist_version != before.blocklist_version
+    assert after.blocklist_version == before.blocklist_version + 1
     assert after.config_version == before.config_version
     beat = await client.heartbeat("gate-fw 1.0", 0)
     assert beat.blocklist_version == after.blocklist_version
-    hub.hub.campus.set_card_status(card.card_no, CardStatus.ACTIVE)
+    changes = hub.hub.campus.set_card_status(card.card_no, CardStatus.ACTIVE, at_ms=2)
+    await hub.hub.writer.submit(Batch(blocklist=changes))
     restored = await client.get_config()
     assert card.card_no not in restored.blocked_card_nos
-    assert restored.blocklist_version == before.blocklist_version  # the version is the content's
+    assert restored.blocklist_version == before.blocklist_version + 2  # versions only grow
 
 
 async def test_offline_limits_come_from_the_school_policy(campus_dir: Path, clock: ManualClock) -> None:

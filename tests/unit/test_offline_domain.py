@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from onecard_client.credentials import chip_cryptogram
-from onecard_hub.domain.blocklist import Blocklist, fingerprint
+from onecard_hub.domain.blocklist import Blocklist, BlocklistChange
 from onecard_hub.domain.campus import Campus, ChipCredential
 from onecard_hub.domain.decisions import DeclineReason
 from onecard_hub.domain.ledger import Account, AccountKind, Ledger
@@ -131,14 +131,13 @@ def test_a_record_for_another_terminal_does_not_verify() -> None:
     assert (result.outcome, result.reason) == (OfflineOutcome.REJECTED, DeclineReason.CREDENTIAL_INVALID)
 
 
-def test_the_blocklist_version_is_its_content() -> None:
-    blocklist = Blocklist()
-    empty = blocklist.version
-    assert blocklist.update("C1", CardStatus.LOST)
-    assert not blocklist.update("C1", CardStatus.FROZEN)  # still blocked: no change
-    assert blocklist.version == fingerprint({"C1"}) != empty
-    assert blocklist.update("C1", CardStatus.ACTIVE)
-    assert blocklist.version == empty
+def test_every_blocklist_change_takes_the_next_version() -> None:
+    blocklist = Blocklist("sc")
+    assert blocklist.update("C1", CardStatus.LOST, 5) == BlocklistChange("sc", 1, "C1", True, 5)
+    assert blocklist.update("C1", CardStatus.FROZEN) is None  # still blocked: no change
+    removed = blocklist.update("C1", CardStatus.ACTIVE, 6)
+    assert removed is not None and (removed.version, removed.added) == (2, False)
+    assert blocklist.version == 2  # back to the same content, yet a new version
 
 
 def test_config_version_changes_with_what_the_terminal_must_know() -> None:
@@ -149,6 +148,7 @@ def test_config_version_changes_with_what_the_terminal_must_know() -> None:
     assert base != config_version(pos, dataclasses.replace(policy, offline_max_stored=10), b"p" * 32, 30)
     assert base != config_version(pos, policy, b"q" * 32, 30)
     assert base != config_version(dataclasses.replace(pos, location="东门"), policy, b"p" * 32, 30)
-    campus.set_card_status(card.card_no, CardStatus.LOST)
+    for change in campus.set_card_status(card.card_no, CardStatus.LOST):
+        campus.blocklist("sc").mark_durable(change.version)  # terminals see only durable changes
     config = terminal_config(pos, policy, campus.blocklist("sc"), b"p" * 32, 30)
     assert (config.config_version, config.blocked_card_nos) == (base, [card.card_no])

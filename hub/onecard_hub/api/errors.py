@@ -8,9 +8,10 @@ traceback goes to the hub's log under that id.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
 import grpc
@@ -75,8 +76,26 @@ def _guard(behavior: Behavior) -> Behavior:
     return guarded
 
 
+StreamBehavior = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
+
+
+def _guard_stream(behavior: StreamBehavior) -> StreamBehavior:
+    """The same for a server-streaming handler: the stream ends with the error's status."""
+
+    async def guarded(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        try:
+            async for message in behavior(request, context):
+                yield message
+        except (errors.HubError, Exception) as exc:
+            if isinstance(exc, grpc.aio.AbortError):
+                raise
+            await context.abort_with_status(status_of(exc))
+
+    return guarded
+
+
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps every unary-unary handler once; later calls reuse the wrapped handler."""
+    """Wraps every unary-unary and unary-stream handler once; later calls reuse the wrapped handler."""
 
     def __init__(self) -> None:
         self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
@@ -91,6 +110,14 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         if cached is not None:
             return cached
         handler = await continuation(handler_call_details)
+        if handler is not None and inspect.isasyncgenfunction(handler.unary_stream):
+            streaming = grpc.unary_stream_rpc_method_handler(
+                _guard_stream(cast(StreamBehavior, handler.unary_stream)),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+            self._wrapped[method] = streaming
+            return streaming
         if handler is None or handler.unary_unary is None:
             return handler
         wrapped = grpc.unary_unary_rpc_method_handler(

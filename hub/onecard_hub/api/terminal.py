@@ -1,6 +1,8 @@
-"""TerminalService: the hub's clock, a terminal's configuration, and its heartbeat."""
+"""TerminalService: the hub's clock, a terminal's configuration, its heartbeat and its live blocklist."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
 
 import grpc
 
@@ -9,6 +11,7 @@ from onecard.terminal.v1 import terminal_service_pb2_grpc as pb_grpc
 from onecard_hub import fleet
 from onecard_hub.api import convert
 from onecard_hub.api.identity import Identity
+from onecard_hub.blocklist_feed import FeedMessage
 from onecard_hub.domain.clock import TIME_ZONE, Clock, SimulatedClock
 from onecard_hub.domain.errors import InvalidArgument
 from onecard_hub.domain.terminal_config import TerminalConfig
@@ -114,3 +117,30 @@ class TerminalServicer(pb_grpc.TerminalServiceServicer):
         )
         response.now.FromMilliseconds(answer.now_ms)
         return response
+
+    async def WatchBlocklist(
+        self, request: pb.WatchBlocklistRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchBlocklistResponse]:
+        terminal = self._identity.terminal(context)
+        convert.same_terminal(request.terminal_id, terminal)
+        if request.since_version < 0:
+            raise InvalidArgument("since_version", "must be 0 or more")
+        subscription = self._hub.blocklist_feed.subscribe(
+            terminal.school_id, terminal.terminal_id, request.since_version
+        )
+        async for message in subscription.messages():
+            yield blocklist_message(message)
+
+
+def blocklist_message(message: FeedMessage) -> pb.WatchBlocklistResponse:
+    response = pb.WatchBlocklistResponse(
+        snapshot=message.snapshot, version=message.version, blocked_card_nos=message.card_nos
+    )
+    for change in message.changes:
+        item = response.changes.add(
+            version=change.version,
+            card_no=change.card_no,
+            kind=pb.BLOCKLIST_CHANGE_KIND_ADDED if change.added else pb.BLOCKLIST_CHANGE_KIND_REMOVED,
+        )
+        item.changed_at.FromMilliseconds(change.changed_ms)
+    return response

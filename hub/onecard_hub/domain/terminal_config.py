@@ -90,12 +90,13 @@ def terminal_config(
     ecard_public_key: bytes,
     heartbeat_interval_s: int = HEARTBEAT_INTERVAL_S,
 ) -> TerminalConfig:
+    snapshot = blocklist.snapshot()  # as of the last durable change, as WatchBlocklist sends it
     return TerminalConfig(
         terminal=terminal,
         policy=policy,
         gate_group=_gate_group(terminal, policy),
-        blocklist_version=blocklist.version,
-        blocked_card_nos=blocklist.sorted(),
+        blocklist_version=snapshot.version,
+        blocked_card_nos=snapshot.card_nos,
         ecard_public_key=ecard_public_key,
         heartbeat_interval_s=heartbeat_interval_s,
         config_version=config_version(terminal, policy, ecard_public_key, heartbeat_interval_s),

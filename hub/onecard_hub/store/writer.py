@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from onecard_hub.domain.errors import Overloaded, Unavailable
@@ -64,6 +65,8 @@ class JournalWriter:
         self._batches = 0
         self._rows = 0
         self._largest = 0
+        # Called with every batch once it is durable, in commit order, on the event loop.
+        self.listeners: list[Callable[[Batch], None]] = []
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run(), name="journal-writer")
@@ -118,7 +121,16 @@ class JournalWriter:
             self._last_size = size
             self._rows += size
             self._largest = max(self._largest, size)
+            self._tell_listeners(batch)
             done.set_result(None)
+
+    def _tell_listeners(self, batch: Batch) -> None:
+        """Hands each durable batch to the listeners (the live blocklist feed), in commit order."""
+        for listener in self.listeners:
+            try:
+                listener(batch)
+            except Exception:  # a listener's fault must not stop the journal
+                log.exception("a journal listener failed")
 
     async def _linger(self) -> None:
         """Waits for more rows when the hub is busy (see the module's docstring)."""

@@ -47,6 +47,31 @@ TERMINAL_KIND_EXAM_TABLET: TerminalKind.ValueType  # 4
 TERMINAL_KIND_KIOSK: TerminalKind.ValueType  # 5
 Global___TerminalKind: _TypeAlias = TerminalKind  # noqa: Y015
 
+class _MisuseKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MisuseKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MisuseKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MISUSE_KIND_UNSPECIFIED: _MisuseKind.ValueType  # 0
+    MISUSE_KIND_TWO_GATES: _MisuseKind.ValueType  # 1
+    """Two gates of different places (gate groups) within 2 minutes."""
+    MISUSE_KIND_TWO_CANTEEN_WINDOWS: _MisuseKind.ValueType  # 2
+    """Two canteen windows within 2 minutes."""
+    MISUSE_KIND_TWO_SCHOOLS: _MisuseKind.ValueType  # 3
+    """Terminals of two schools within 10 minutes."""
+
+class MisuseKind(_MisuseKind, metaclass=_MisuseKindEnumTypeWrapper): ...
+
+MISUSE_KIND_UNSPECIFIED: MisuseKind.ValueType  # 0
+MISUSE_KIND_TWO_GATES: MisuseKind.ValueType  # 1
+"""Two gates of different places (gate groups) within 2 minutes."""
+MISUSE_KIND_TWO_CANTEEN_WINDOWS: MisuseKind.ValueType  # 2
+"""Two canteen windows within 2 minutes."""
+MISUSE_KIND_TWO_SCHOOLS: MisuseKind.ValueType  # 3
+"""Terminals of two schools within 10 minutes."""
+Global___MisuseKind: _TypeAlias = MisuseKind  # noqa: Y015
+
 @_typing.final
 class Terminal(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -724,3 +749,142 @@ class GetUsageReportResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetUsageReportResponse: _TypeAlias = GetUsageReportResponse  # noqa: Y015
+
+@_typing.final
+class ListMisuseSignalsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHOOL_ID_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    school_id: _builtins.str
+    """The card's school. Required for a clerk (their own school); a province administrator may
+    leave it empty for every school.
+    """
+    limit: _builtins.int
+    """At most this many (newest first); 0 means 100; at most 1,000."""
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """Only signals whose second tap is at or after this instant (hub clock); unset for all kept."""
+
+    def __init__(
+        self,
+        *,
+        school_id: _builtins.str = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "school_id", b"school_id", "since", b"since"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMisuseSignalsRequest: _TypeAlias = ListMisuseSignalsRequest  # noqa: Y015
+
+@_typing.final
+class MisuseTap(_message.Message):
+    """One approved tap, as evidence."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TERMINAL_ID_FIELD_NUMBER: _builtins.int
+    SCHOOL_ID_FIELD_NUMBER: _builtins.int
+    PLACE_FIELD_NUMBER: _builtins.int
+    SCENE_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    terminal_id: _builtins.str
+    school_id: _builtins.str
+    """The terminal's school."""
+    place: _builtins.str
+    """A gate's gate group (else its location), a canteen POS's canteen window (merchant)."""
+    scene: _authorization_service_pb2.Scene.ValueType
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """When the hub approved it (hub clock)."""
+
+    def __init__(
+        self,
+        *,
+        terminal_id: _builtins.str = ...,
+        school_id: _builtins.str = ...,
+        place: _builtins.str = ...,
+        scene: _authorization_service_pb2.Scene.ValueType = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "place", b"place", "scene", b"scene", "school_id", b"school_id", "terminal_id", b"terminal_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MisuseTap: _TypeAlias = MisuseTap  # noqa: Y015
+
+@_typing.final
+class MisuseSignal(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SIGNAL_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    CARD_NO_FIELD_NUMBER: _builtins.int
+    STUDENT_ID_FIELD_NUMBER: _builtins.int
+    HOLDER_NAME_MASKED_FIELD_NUMBER: _builtins.int
+    SCHOOL_ID_FIELD_NUMBER: _builtins.int
+    FIRST_FIELD_NUMBER: _builtins.int
+    SECOND_FIELD_NUMBER: _builtins.int
+    GAP_MS_FIELD_NUMBER: _builtins.int
+    signal_id: _builtins.int
+    kind: Global___MisuseKind.ValueType
+    card_no: _builtins.str
+    student_id: _builtins.str
+    holder_name_masked: _builtins.str
+    school_id: _builtins.str
+    """The card's school, whose card office follows the signal up."""
+    gap_ms: _builtins.int
+    """Milliseconds between the two taps."""
+    @_builtins.property
+    def first(self) -> Global___MisuseTap:
+        """The card's previous approved tap, and the one that raised the signal."""
+
+    @_builtins.property
+    def second(self) -> Global___MisuseTap: ...
+    def __init__(
+        self,
+        *,
+        signal_id: _builtins.int = ...,
+        kind: Global___MisuseKind.ValueType = ...,
+        card_no: _builtins.str = ...,
+        student_id: _builtins.str = ...,
+        holder_name_masked: _builtins.str = ...,
+        school_id: _builtins.str = ...,
+        first: Global___MisuseTap | None = ...,
+        second: Global___MisuseTap | None = ...,
+        gap_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["first", b"first", "second", b"second"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_no", b"card_no", "first", b"first", "gap_ms", b"gap_ms", "holder_name_masked", b"holder_name_masked", "kind", b"kind", "school_id", b"school_id", "second", b"second", "signal_id", b"signal_id", "student_id", b"student_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MisuseSignal: _TypeAlias = MisuseSignal  # noqa: Y015
+
+@_typing.final
+class ListMisuseSignalsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SIGNALS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def signals(self) -> _containers.RepeatedCompositeFieldContainer[Global___MisuseSignal]: ...
+    def __init__(
+        self,
+        *,
+        signals: _abc.Iterable[Global___MisuseSignal] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["signals", b"signals"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMisuseSignalsResponse: _TypeAlias = ListMisuseSignalsResponse  # noqa: Y015

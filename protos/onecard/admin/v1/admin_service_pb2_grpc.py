@@ -79,6 +79,11 @@ class AdminServiceStub:
                 request_serializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetUsageReportRequest.SerializeToString,
                 response_deserializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetUsageReportResponse.FromString,
                 _registered_method=True)
+        self.ListMisuseSignals = channel.unary_unary(
+                '/onecard.admin.v1.AdminService/ListMisuseSignals',
+                request_serializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.ListMisuseSignalsRequest.SerializeToString,
+                response_deserializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.ListMisuseSignalsResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -149,6 +154,15 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListMisuseSignals(self, request, context):
+        """Misuse signals, newest first: a card used at two places too close in time (two gates of
+        different places, two canteen windows, two schools) — the notice forbids lending or renting a
+        card. Each comes with both taps as evidence. A signal never declined a tap.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -196,6 +210,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.GetUsageReport,
                     request_deserializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetUsageReportRequest.FromString,
                     response_serializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetUsageReportResponse.SerializeToString,
+            ),
+            'ListMisuseSignals': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMisuseSignals,
+                    request_deserializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.ListMisuseSignalsRequest.FromString,
+                    response_serializer=onecard_dot_admin_dot_v1_dot_admin__service__pb2.ListMisuseSignalsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -441,6 +460,33 @@ class AdminService:
             '/onecard.admin.v1.AdminService/GetUsageReport',
             onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetUsageReportRequest.SerializeToString,
             onecard_dot_admin_dot_v1_dot_admin__service__pb2.GetUsageReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMisuseSignals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/onecard.admin.v1.AdminService/ListMisuseSignals',
+            onecard_dot_admin_dot_v1_dot_admin__service__pb2.ListMisuseSignalsRequest.SerializeToString,
+            onecard_dot_admin_dot_v1_dot_admin__service__pb2.ListMisuseSignalsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -56,6 +56,11 @@ class AdminServiceStub:
     how many hold a card, an e-card and an activated bank function, how many used a card or e-card
     in the last 7 days of the hub's clock, and the taps of those days by scene.
     """
+    ListMisuseSignals: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListMisuseSignalsRequest, _admin_service_pb2.ListMisuseSignalsResponse]
+    """Misuse signals, newest first: a card used at two places too close in time (two gates of
+    different places, two canteen windows, two schools) — the notice forbids lending or renting a
+    card. Each comes with both taps as evidence. A signal never declined a tap.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -81,6 +86,11 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Usage statistics per school (the notice asks schools to track card use): enrolled students,
     how many hold a card, an e-card and an activated bank function, how many used a card or e-card
     in the last 7 days of the hub's clock, and the taps of those days by scene.
+    """
+    ListMisuseSignals: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListMisuseSignalsRequest, _admin_service_pb2.ListMisuseSignalsResponse]  # type: ignore[assignment]
+    """Misuse signals, newest first: a card used at two places too close in time (two gates of
+    different places, two canteen windows, two schools) — the notice forbids lending or renting a
+    card. Each comes with both taps as evidence. A signal never declined a tap.
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -158,6 +168,17 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         """Usage statistics per school (the notice asks schools to track card use): enrolled students,
         how many hold a card, an e-card and an activated bank function, how many used a card or e-card
         in the last 7 days of the hub's clock, and the taps of those days by scene.
+        """
+
+    @_abc_1.abstractmethod
+    def ListMisuseSignals(
+        self,
+        request: _admin_service_pb2.ListMisuseSignalsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ListMisuseSignalsResponse, _abc.Awaitable[_admin_service_pb2.ListMisuseSignalsResponse]]:
+        """Misuse signals, newest first: a card used at two places too close in time (two gates of
+        different places, two canteen windows, two schools) — the notice forbids lending or renting a
+        card. Each comes with both taps as evidence. A signal never declined a tap.
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -43,6 +43,27 @@ ANTI_PASSBACK_MODE_SOFT: AntiPassbackMode.ValueType  # 2
 ANTI_PASSBACK_MODE_OFF: AntiPassbackMode.ValueType  # 3
 Global___AntiPassbackMode: _TypeAlias = AntiPassbackMode  # noqa: Y015
 
+class _BlocklistChangeKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BlocklistChangeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BlocklistChangeKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BLOCKLIST_CHANGE_KIND_UNSPECIFIED: _BlocklistChangeKind.ValueType  # 0
+    BLOCKLIST_CHANGE_KIND_ADDED: _BlocklistChangeKind.ValueType  # 1
+    """The card joined the list (lost, frozen, replaced, cancelled, not yet enabled): refuse it."""
+    BLOCKLIST_CHANGE_KIND_REMOVED: _BlocklistChangeKind.ValueType  # 2
+    """The card left the list (unlocked, unfrozen, enabled): accept it again."""
+
+class BlocklistChangeKind(_BlocklistChangeKind, metaclass=_BlocklistChangeKindEnumTypeWrapper): ...
+
+BLOCKLIST_CHANGE_KIND_UNSPECIFIED: BlocklistChangeKind.ValueType  # 0
+BLOCKLIST_CHANGE_KIND_ADDED: BlocklistChangeKind.ValueType  # 1
+"""The card joined the list (lost, frozen, replaced, cancelled, not yet enabled): refuse it."""
+BLOCKLIST_CHANGE_KIND_REMOVED: BlocklistChangeKind.ValueType  # 2
+"""The card left the list (unlocked, unfrozen, enabled): accept it again."""
+Global___BlocklistChangeKind: _TypeAlias = BlocklistChangeKind  # noqa: Y015
+
 @_typing.final
 class GetClockRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -365,3 +386,94 @@ class HeartbeatResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HeartbeatResponse: _TypeAlias = HeartbeatResponse  # noqa: Y015
+
+@_typing.final
+class WatchBlocklistRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TERMINAL_ID_FIELD_NUMBER: _builtins.int
+    SINCE_VERSION_FIELD_NUMBER: _builtins.int
+    terminal_id: _builtins.str
+    since_version: _builtins.int
+    """The blocklist version the terminal holds (the last `version` it applied); 0 for none."""
+    def __init__(
+        self,
+        *,
+        terminal_id: _builtins.str = ...,
+        since_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["since_version", b"since_version", "terminal_id", b"terminal_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchBlocklistRequest: _TypeAlias = WatchBlocklistRequest  # noqa: Y015
+
+@_typing.final
+class BlocklistChange(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    CARD_NO_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    CHANGED_AT_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """The school's blocklist version this change made (each change takes the next one)."""
+    card_no: _builtins.str
+    kind: Global___BlocklistChangeKind.ValueType
+    @_builtins.property
+    def changed_at(self) -> _timestamp_pb2.Timestamp:
+        """When the hub changed the card's status (hub clock)."""
+
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        card_no: _builtins.str = ...,
+        kind: Global___BlocklistChangeKind.ValueType = ...,
+        changed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_no", b"card_no", "changed_at", b"changed_at", "kind", b"kind", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BlocklistChange: _TypeAlias = BlocklistChange  # noqa: Y015
+
+@_typing.final
+class WatchBlocklistResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SNAPSHOT_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    BLOCKED_CARD_NOS_FIELD_NUMBER: _builtins.int
+    CHANGES_FIELD_NUMBER: _builtins.int
+    snapshot: _builtins.bool
+    """True: `blocked_card_nos` is the whole list at `version`; replace what the terminal holds."""
+    version: _builtins.int
+    """The version the terminal holds once it has applied this message."""
+    @_builtins.property
+    def blocked_card_nos(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Snapshot only: every blocked card number of the school, sorted."""
+
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___BlocklistChange]:
+        """Not a snapshot: the changes after the version the terminal held, in version order."""
+
+    def __init__(
+        self,
+        *,
+        snapshot: _builtins.bool = ...,
+        version: _builtins.int = ...,
+        blocked_card_nos: _abc.Iterable[_builtins.str] | None = ...,
+        changes: _abc.Iterable[Global___BlocklistChange] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked_card_nos", b"blocked_card_nos", "changes", b"changes", "snapshot", b"snapshot", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchBlocklistResponse: _TypeAlias = WatchBlocklistResponse  # noqa: Y015

@@ -49,6 +49,11 @@ class TerminalServiceStub:
                 request_serializer=onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.HeartbeatRequest.SerializeToString,
                 response_deserializer=onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.HeartbeatResponse.FromString,
                 _registered_method=True)
+        self.WatchBlocklist = channel.unary_stream(
+                '/onecard.terminal.v1.TerminalService/WatchBlocklist',
+                request_serializer=onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.WatchBlocklistRequest.SerializeToString,
+                response_deserializer=onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.WatchBlocklistResponse.FromString,
+                _registered_method=True)
 
 
 class TerminalServiceServicer:
@@ -80,6 +85,17 @@ class TerminalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchBlocklist(self, request, context):
+        """The school's blocklist, live. The first message is a snapshot (when `since_version` is 0,
+        older than the changes the hub keeps, or unknown to the hub) or the changes since
+        `since_version` (empty when the terminal is up to date); then every change as soon as it is
+        durable. Reconnect with the last `version` applied: the stream resumes with no gap and no
+        duplicate.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TerminalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -97,6 +113,11 @@ def add_TerminalServiceServicer_to_server(servicer, server):
                     servicer.Heartbeat,
                     request_deserializer=onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.HeartbeatRequest.FromString,
                     response_serializer=onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.HeartbeatResponse.SerializeToString,
+            ),
+            'WatchBlocklist': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchBlocklist,
+                    request_deserializer=onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.WatchBlocklistRequest.FromString,
+                    response_serializer=onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.WatchBlocklistResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -180,6 +201,33 @@ class TerminalService:
             '/onecard.terminal.v1.TerminalService/Heartbeat',
             onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.HeartbeatRequest.SerializeToString,
             onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.HeartbeatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchBlocklist(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/onecard.terminal.v1.TerminalService/WatchBlocklist',
+            onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.WatchBlocklistRequest.SerializeToString,
+            onecard_dot_terminal_dot_v1_dot_terminal__service__pb2.WatchBlocklistResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -44,6 +44,13 @@ class TerminalServiceStub:
     """
     Heartbeat: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.HeartbeatRequest, _terminal_service_pb2.HeartbeatResponse]
     """Records that the terminal is alive (last seen, software version, offline queue)."""
+    WatchBlocklist: _grpc.UnaryStreamMultiCallable[_terminal_service_pb2.WatchBlocklistRequest, _terminal_service_pb2.WatchBlocklistResponse]
+    """The school's blocklist, live. The first message is a snapshot (when `since_version` is 0,
+    older than the changes the hub keeps, or unknown to the hub) or the changes since
+    `since_version` (empty when the terminal is up to date); then every change as soon as it is
+    durable. Reconnect with the last `version` applied: the stream resumes with no gap and no
+    duplicate.
+    """
 
 @_typing.type_check_only
 class TerminalServiceAsyncStub(TerminalServiceStub):
@@ -61,6 +68,13 @@ class TerminalServiceAsyncStub(TerminalServiceStub):
     """
     Heartbeat: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.HeartbeatRequest, _terminal_service_pb2.HeartbeatResponse]  # type: ignore[assignment]
     """Records that the terminal is alive (last seen, software version, offline queue)."""
+    WatchBlocklist: _aio.UnaryStreamMultiCallable[_terminal_service_pb2.WatchBlocklistRequest, _terminal_service_pb2.WatchBlocklistResponse]  # type: ignore[assignment]
+    """The school's blocklist, live. The first message is a snapshot (when `since_version` is 0,
+    older than the changes the hub keeps, or unknown to the hub) or the changes since
+    `since_version` (empty when the terminal is up to date); then every change as soon as it is
+    durable. Reconnect with the last `version` applied: the stream resumes with no gap and no
+    duplicate.
+    """
 
 class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -93,5 +107,18 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_terminal_service_pb2.HeartbeatResponse, _abc.Awaitable[_terminal_service_pb2.HeartbeatResponse]]:
         """Records that the terminal is alive (last seen, software version, offline queue)."""
+
+    @_abc_1.abstractmethod
+    def WatchBlocklist(
+        self,
+        request: _terminal_service_pb2.WatchBlocklistRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_terminal_service_pb2.WatchBlocklistResponse], _abc.AsyncIterator[_terminal_service_pb2.WatchBlocklistResponse]]:
+        """The school's blocklist, live. The first message is a snapshot (when `since_version` is 0,
+        older than the changes the hub keeps, or unknown to the hub) or the changes since
+        `since_version` (empty when the terminal is up to date); then every change as soon as it is
+        durable. Reconnect with the last `version` applied: the stream resumes with no gap and no
+        duplicate.
+        """
 
 def add_TerminalServiceServicer_to_server(servicer: TerminalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
