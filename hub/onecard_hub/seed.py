@@ -100,6 +100,8 @@ class SeedOptions:
     students: int = 2000  # total, spread over schools
     gates_per_school: int = 4  # half gate_group "main", half "side"
     pos_per_school: int = 6  # one canteen window (merchant) per POS
+    library_desks_per_school: int = 1  # 图书馆借还台
+    exam_tablets_per_school: int = 2  # one per exam room, the room (A101, A102, …) its location
     initial_balance_fen: int = 50_000
     daily_limit_fen: int = 30_000
     meal_count_limit: int = 3
@@ -115,6 +117,8 @@ class SeedOptions:
                 (self.students < 0, "students must not be negative"),
                 (self.gates_per_school < 0, "gates_per_school must not be negative"),
                 (self.pos_per_school < 0, "pos_per_school must not be negative"),
+                (self.library_desks_per_school < 0, "library_desks_per_school must not be negative"),
+                (self.exam_tablets_per_school < 0, "exam_tablets_per_school must not be negative"),
                 (self.initial_balance_fen < 0, "initial_balance_fen must not be negative"),
                 (self.daily_limit_fen < 0, "daily_limit_fen must not be negative"),
                 (self.meal_count_limit < 0, "meal_count_limit must not be negative"),
@@ -392,10 +396,26 @@ def _terminals(campus: _Campus, school_id: str, options: SeedOptions) -> None:
             TerminalRow(terminal_id, school_id, int(TerminalKind.CANTEEN_POS), name, "", merchant_id, True)
         )
         export["terminals"].append(_terminal_info(terminal_id, school_id, "canteen_pos", "", merchant_id))
+    for i in range(1, options.library_desks_per_school + 1):
+        terminal_id = f"{school_id}-lib-{i:02d}"
+        kind, location = int(TerminalKind.LIBRARY_DESK), f"图书馆 {i}号借还台"
+        data.terminals.append(TerminalRow(terminal_id, school_id, kind, location, "", "", True))
+        export["terminals"].append(_terminal_info(terminal_id, school_id, "library_desk", "", "", location))
+    for i in range(1, options.exam_tablets_per_school + 1):
+        terminal_id, room = f"{school_id}-exam-{i:02d}", exam_room(i)
+        data.terminals.append(
+            TerminalRow(terminal_id, school_id, int(TerminalKind.EXAM_TABLET), room, "", "", True)
+        )
+        export["terminals"].append(_terminal_info(terminal_id, school_id, "exam_tablet", "", "", room))
+
+
+def exam_room(number: int) -> str:
+    """The exam room (考场) a seeded exam tablet stands in: its registered location."""
+    return f"A{100 + number}"
 
 
 def _terminal_info(
-    terminal_id: str, school_id: str, kind: str, gate_group: str, merchant_id: str
+    terminal_id: str, school_id: str, kind: str, gate_group: str, merchant_id: str, location: str = ""
 ) -> dict[str, str]:
     # Exactly the fields of onecard_client.campus.TerminalInfo (it is built with **).
     return {
@@ -404,6 +424,7 @@ def _terminal_info(
         "kind": kind,
         "gate_group": gate_group,
         "merchant_id": merchant_id,
+        "location": location,
     }
 
 

@@ -47,7 +47,7 @@ async def seeded(tmp_path: Path) -> tuple[Path, SeedReport]:
 async def test_report_counts(seeded: tuple[Path, SeedReport]) -> None:
     folder, report = seeded
     assert (report.schools, report.students, report.cards) == (2, 300, 300)
-    assert (report.terminals, report.merchants) == (2 * (4 + 6), 2 * 6)
+    assert (report.terminals, report.merchants) == (2 * (4 + 6 + 1 + 2), 2 * 6)
     assert report.total_balance_fen == 300 * OPTIONS.initial_balance_fen
     assert 0 < report.minors < report.students
     assert 0 < report.boarders < report.students

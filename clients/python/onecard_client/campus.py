@@ -41,6 +41,7 @@ class TerminalInfo:
     kind: str  # "gate" | "canteen_pos" | "library_desk" | "exam_tablet" | "kiosk"
     gate_group: str
     merchant_id: str
+    location: str = ""  # as registered; an exam tablet's room (older exports: "")
 
 
 @dataclass(frozen=True, slots=True)

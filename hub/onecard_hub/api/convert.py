@@ -23,6 +23,12 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}")
 _CARD_NO = re.compile(r"[A-Za-z0-9]{6,32}")
 _PIN = re.compile(r"[0-9]{4,6}")
 _SCENES = {int(s): s for s in Scene}
+# Scenes that need more than a tap (a book, an exam session): their own services decide them.
+SCENE_SERVICES = {
+    Scene.LIBRARY_BORROW: "onecard.library.v1.LibraryService.Borrow",
+    Scene.LIBRARY_RETURN: "onecard.library.v1.LibraryService.Return",
+    Scene.EXAM_CHECK_IN: "onecard.exam.v1.ExamService.CheckIn",
+}
 
 
 def request_id(value: str, field: str = "request_id") -> str:
@@ -82,6 +88,8 @@ def tap(request: pb.AuthorizeRequest, terminal: Terminal) -> Tap:
     scene = _SCENES.get(request.scene)
     if scene is None:
         raise InvalidArgument("scene", "unknown scene")
+    if scene in SCENE_SERVICES:
+        raise InvalidArgument("scene", f"{scene.name.lower()} goes through {SCENE_SERVICES[scene]}")
     credential = _credential(request)
     if scene is Scene.CANTEEN_PURCHASE:
         value = amount(request.amount_fen)

@@ -47,6 +47,8 @@ def _transaction(tx: pb.OfflineTransaction, at: str, terminal: Terminal, now_ms:
     scene = _SCENES.get(tx.scene)
     if scene is None:
         raise InvalidArgument(f"{at}.scene", "unknown scene")
+    if scene in convert.SCENE_SERVICES:
+        raise InvalidArgument(f"{at}.scene", "library and exam taps are online only")
     if scene not in SCENES_BY_KIND[terminal.kind]:
         raise PermissionDenied(
             f"{at}.scene: a {terminal.kind.name.lower()} terminal cannot serve {scene.name.lower()}",

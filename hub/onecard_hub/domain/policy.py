@@ -86,6 +86,8 @@ def policy_to_json(policy: SchoolPolicy) -> str:
         "offline_per_payment_fen": policy.offline_per_payment_fen,
         "offline_per_card_day_fen": policy.offline_per_card_day_fen,
         "offline_max_stored": policy.offline_max_stored,
+        "loan_limit": policy.loan_limit,
+        "loan_days": policy.loan_days,
     }
     return json.dumps(doc, ensure_ascii=False, sort_keys=True)
 
@@ -115,4 +117,7 @@ def policy_from_json(text: str) -> SchoolPolicy:
         offline_per_payment_fen=int(doc.get("offline_per_payment_fen", _DEFAULT.offline_per_payment_fen)),
         offline_per_card_day_fen=int(doc.get("offline_per_card_day_fen", _DEFAULT.offline_per_card_day_fen)),
         offline_max_stored=int(doc.get("offline_max_stored", _DEFAULT.offline_max_stored)),
+        # Policies written before issue 4 have no library settings: they take the defaults.
+        loan_limit=int(doc.get("loan_limit", _DEFAULT.loan_limit)),
+        loan_days=int(doc.get("loan_days", _DEFAULT.loan_days)),
     )

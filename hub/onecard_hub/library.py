@@ -1,0 +1,130 @@
+"""Use cases of the library scene (图书借阅): Borrow and Return at a library desk, and the
+overdue list for the card office. The rules are in `domain/library.py`.
+
+A desk tap is journaled like an Authorize: the request row (with card, scene and decision, and
+the QR nonce it used up), the card's new counter and the loan made or closed go to the writer
+in one batch, durable before the desk hears the answer; idempotent by (terminal, request_id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from google.protobuf.message import Message
+
+from onecard_hub.domain.campus import Tap, TapResult
+from onecard_hub.domain.clock import business_day
+from onecard_hub.domain.errors import InvalidArgument, NotFound, PermissionDenied
+from onecard_hub.domain.library import LibraryDecision, Loan
+from onecard_hub.domain.model import Card, Operator
+from onecard_hub.hub import Hub
+from onecard_hub.once import run_once
+from onecard_hub.store.records import Batch, CardStateRow, LoanRow, RequestRow
+
+M = TypeVar("M", bound=Message)
+BORROW, RETURN = "Borrow", "Return"
+
+
+async def borrow(
+    hub: Hub,
+    tap: Tap,
+    book_id: str,
+    fingerprint: bytes,
+    render: Callable[[LibraryDecision, int], M],
+    parse: Callable[[bytes], M],
+) -> M:
+    def decide(now: int) -> LibraryDecision:
+        return hub.library.borrow(hub.campus, tap, book_id, now)
+
+    return await _desk_call(hub, BORROW, tap, fingerprint, decide, render, parse)
+
+
+async def return_book(
+    hub: Hub,
+    tap: Tap,
+    book_id: str,
+    fingerprint: bytes,
+    render: Callable[[LibraryDecision, int], M],
+    parse: Callable[[bytes], M],
+) -> M:
+    def decide(now: int) -> LibraryDecision:
+        return hub.library.return_book(hub.campus, tap, book_id, now)
+
+    return await _desk_call(hub, RETURN, tap, fingerprint, decide, render, parse)
+
+
+async def _desk_call(
+    hub: Hub,
+    method: str,
+    tap: Tap,
+    fingerprint: bytes,
+    decide: Callable[[int], LibraryDecision],
+    render: Callable[[LibraryDecision, int], M],
+    parse: Callable[[bytes], M],
+) -> M:
+    key = (tap.terminal.terminal_id, tap.request_id)
+
+    def act(now: int) -> tuple[M, Batch, RequestRow]:
+        decision = decide(now)
+        result = decision.tap
+        rows = Batch(
+            card_states=card_state_rows(result.card, result.card_changed),
+            loans=[loan_row(decision.loan)] if decision.loan is not None else [],
+        )
+        return render(decision, now), rows, tap_request_row(key, method, tap, result, now)
+
+    return await run_once(hub, key, method, fingerprint, parse, act)
+
+
+def overdue_loans(hub: Hub, operator: Operator, school_id: str) -> list[Loan]:
+    """A school's overdue loans; a clerk names their own school, a province administrator may
+    leave `school_id` empty for every school."""
+    if operator.school_id:
+        if not school_id:
+            raise InvalidArgument("school_id", "required for a school's clerk")
+        if school_id != operator.school_id:
+            raise PermissionDenied("school_id: another school than the operator's")
+    if school_id and school_id not in hub.campus.schools:
+        raise NotFound("school_id: no such school", field="school_id")
+    return hub.library.overdue(school_id or None, hub.clock.now_ms())
+
+
+# -- journal rows (shared with exams.py) ------------------------------------------------
+
+
+def card_state_rows(card: Card | None, changed: bool) -> list[CardStateRow]:
+    if card is None or not changed:
+        return []
+    return [CardStateRow(card.card_no, card.atc, card.pin_failures, int(card.presence))]
+
+
+def tap_request_row(key: tuple[str, str], method: str, tap: Tap, result: TapResult, now: int) -> RequestRow:
+    """The journal row of a desk or tablet tap; `run_once` fills in fingerprint and response."""
+    return RequestRow(
+        key[0],
+        key[1],
+        method,
+        b"",
+        b"",
+        now,
+        card_no=tap.card_no,
+        scene=int(tap.scene),
+        reason=int(result.reason),
+        business_day=business_day(now),
+        qr_nonce=result.qr_nonce,
+        qr_expires_ms=result.qr_expires_ms,
+    )
+
+
+def loan_row(loan: Loan) -> LoanRow:
+    return LoanRow(
+        loan.loan_id,
+        loan.school_id,
+        loan.book_id,
+        loan.student.student_id,
+        loan.card_no,
+        loan.borrowed_ms,
+        loan.due_ms,
+        loan.returned_ms,
+    )

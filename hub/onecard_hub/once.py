@@ -1,0 +1,44 @@
+"""Idempotent, durable calls for the use cases beside `hub.py` (library, exams).
+
+The same steps as `Hub.authorize` and the admin calls: a request_id seen before answers the
+original response (another body: IDEMPOTENCY_KEY_REUSED); otherwise the hub must take writes,
+`act` decides on the in-memory state (no await: nothing interleaves) and returns the response,
+the rows it changed and the request row to journal; the answer waits until all of it is
+durable. `act` raises before it changes anything, so an error writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TypeVar
+
+from google.protobuf.message import Message
+
+from onecard_hub.hub import Hub
+from onecard_hub.idempotency import Entry
+from onecard_hub.store.records import Batch, RequestRow
+
+M = TypeVar("M", bound=Message)
+
+
+async def run_once(
+    hub: Hub,
+    key: tuple[str, str],
+    method: str,
+    fingerprint: bytes,
+    parse: Callable[[bytes], M],
+    act: Callable[[int], tuple[M, Batch, RequestRow]],
+) -> M:
+    """`key` is (caller, request_id); `act(now_ms)` decides and applies."""
+    hub._healthy()
+    entry = hub.registry.get(key)
+    if entry is not None and not entry.tombstone:
+        return await hub._replay(entry, method, fingerprint, parse)
+    hub.writer.check_accepting()
+    now = hub.clock.now_ms()
+    response, rows, request = act(now)
+    body = response.SerializeToString()
+    rows.requests.append(replace(request, fingerprint=fingerprint, response=body, created_ms=now))
+    await hub._commit(key, Entry(method, fingerprint, now, body), rows)
+    return response
