@@ -6,11 +6,15 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from onecard.auth.v1 import authorization_service_pb2 as auth_pb
 from onecard.records.v1 import student_records_service_pb2 as pb
+from onecard.records.v1 import student_records_service_pb2_grpc as records_grpc
 from onecard_client import (
     AlreadyExistsError,
     ClientConfig,
@@ -255,3 +259,20 @@ async def test_graduated_students_cannot_transfer(records: Clients, campus: Camp
     with pytest.raises(FailedPreconditionError) as refused:
         await records(ADMIN).transfer_student("g-2", card.student_id, campus.school(1))
     assert (refused.value.reason, refused.value.metadata["state"]) == ("ILLEGAL_TRANSITION", "graduated")
+
+
+async def test_the_service_is_served_and_checked_for_health(hub: RunningHub) -> None:
+    async with grpc.aio.insecure_channel(hub.target) as channel:
+        health: Any = health_pb2_grpc.HealthStub(channel)
+        answer = await health.Check(
+            health_pb2.HealthCheckRequest(service="onecard.records.v1.StudentRecordsService")
+        )
+    assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_a_caller_without_operator_identity_is_refused(hub: RunningHub, campus: Campus) -> None:
+    async with grpc.aio.insecure_channel(hub.target) as channel:
+        stub: Any = records_grpc.StudentRecordsServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await stub.GetStudent(pb.GetStudentRequest(student_id=campus.card().student_id), timeout=10)
+    assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
