@@ -23,6 +23,7 @@ ADMIN = "province-admin"
 BUY = auth_pb.SCENE_CANTEEN_PURCHASE
 ENTRY = auth_pb.SCENE_GATE_ENTRY
 TODAY = date(2026, 11, 24)  # tests.conftest.LUNCH_MS
+PIN_FREE_LIMIT_FEN = 5_000  # the seeded policy's
 
 
 def clerk(school_id: str) -> str:
@@ -128,7 +129,8 @@ def usable(issued: pb.CardPersonalization, school_id: str, pin: str, group: str 
 async def buy(campus: Campus, card: CardCredential, *, qr: bool = False, amount_fen: int = 100) -> str:
     """One canteen purchase; the decision's name (APPROVED or the decline reason)."""
     pos = campus.pos(campus.creds.schools.index(card.school_id))
-    request = (campus.qr if qr else campus.chip)(card, pos, BUY, amount_fen=amount_fen)
+    pin = card.pin if amount_fen > PIN_FREE_LIMIT_FEN else ""
+    request = (campus.qr if qr else campus.chip)(card, pos, BUY, amount_fen=amount_fen, pin=pin)
     response = await campus.send(request)
     return "APPROVED" if response.decision == auth_pb.DECISION_APPROVED else name(response.decline_reason)
 

@@ -186,6 +186,8 @@ class CardOfficeServicer(pb_grpc.CardOfficeServiceServicer):
             kept = pb.BulkIssueCardsResponse()
             kept.CopyFrom(response)
             for result in kept.results:
+                if not result.issued:
+                    continue  # touching the sub-message would make an empty one appear
                 result.personalization.ClearField("card_key")
                 result.personalization.ClearField("ecard_key")
             return kept.SerializeToString()
