@@ -34,6 +34,7 @@ class HubConfig:
     log_level: str = "INFO"
     log_json: bool = False
     tls_dir: Path | None = None  # the PKI folder (`onecard-hub pki init`); None = plain text
+    cardsys: str = ""  # HOST:PORT of the provincial card system to follow (cardsys_feed.py); "" = off
 
     def make_clock(self) -> Clock:
         if self.clock_start:
@@ -77,6 +78,12 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
         help="serve mutual TLS with the PKI in DIR (onecard-hub pki init) [ONECARD_TLS_DIR];"
         " without it the hub serves plain text, for local demos only",
     )
+    parser.add_argument(
+        "--cardsys",
+        metavar="HOST:PORT",
+        help="follow the provincial card system's change feed there (onecard-sim cardsys)"
+        " [ONECARD_CARDSYS] (default: off)",
+    )
     parser.add_argument("--grace-seconds", type=float, help="time in-flight calls get on stop (10)")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING [ONECARD_LOG_LEVEL] (INFO)")
     parser.add_argument(
@@ -116,4 +123,5 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
         log_level=pick(args.log_level, "LOG_LEVEL", "INFO").upper(),
         log_json=pick(args.log_json, "LOG_JSON", "") not in ("", "0", "false", "False"),
         tls_dir=Path(tls_dir) if tls_dir else None,
+        cardsys=pick(args.cardsys, "CARDSYS", ""),
     )

@@ -5,6 +5,8 @@
                               [--hub HOST:PORT --keys DIR] [--tls] [--no-live]
     onecard-sim readers ...      simulated gate readers against a running hub (commands.py)
     onecard-sim pos ...          simulated canteen POS against a running hub (commands.py)
+    onecard-sim cardsys ...      the provincial card system: HR-window and bank changes as a feed (cardsys/)
+    onecard-sim cardsys-change   record one change in a running cardsys simulator
 
 `scenario` exits 0 when every invariant held, 1 when `violations` is not empty, 2 on a usage error
 (an unknown scenario, one whose parts are not built yet, bad options) and 3 when the run could not
@@ -156,10 +158,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _device_parsers(sub: Any) -> None:
+    from onecard_sim.cardsys.command import add_cardsys_change_parser, add_cardsys_parser
     from onecard_sim.commands import add_pos_parser, add_readers_parser
 
     add_readers_parser(sub)
     add_pos_parser(sub)
+    add_cardsys_parser(sub)
+    add_cardsys_change_parser(sub)
 
 
 if __name__ == "__main__":

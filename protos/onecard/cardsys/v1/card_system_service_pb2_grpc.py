@@ -61,8 +61,10 @@ class CardSystemServiceServicer:
 
     def WatchChanges(self, request, context):
         """Every change after `since_version`, oldest first, in pages; then each new change as it is
-        recorded, and an empty heartbeat (just `head_version`) every few seconds. Never ends by itself:
-        the subscriber reconnects with the last version it applied.
+        recorded, and an empty heartbeat (just `head_version`) every few seconds. The first message
+        comes at once (an empty one when there is no backlog), so the subscriber knows it is connected
+        and how far behind it is. Never ends by itself: the subscriber reconnects with the last
+        version it applied.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -37,8 +37,10 @@ class CardSystemServiceStub:
     def __new__(cls, channel: _aio.Channel) -> CardSystemServiceAsyncStub: ...
     WatchChanges: _grpc.UnaryStreamMultiCallable[_card_system_service_pb2.WatchChangesRequest, _card_system_service_pb2.WatchChangesResponse]
     """Every change after `since_version`, oldest first, in pages; then each new change as it is
-    recorded, and an empty heartbeat (just `head_version`) every few seconds. Never ends by itself:
-    the subscriber reconnects with the last version it applied.
+    recorded, and an empty heartbeat (just `head_version`) every few seconds. The first message
+    comes at once (an empty one when there is no backlog), so the subscriber knows it is connected
+    and how far behind it is. Never ends by itself: the subscriber reconnects with the last
+    version it applied.
     """
     RecordChange: _grpc.UnaryUnaryMultiCallable[_card_system_service_pb2.RecordChangeRequest, _card_system_service_pb2.RecordChangeResponse]
     """Makes a change happen, as the window or branch would: it gets the next version."""
@@ -52,8 +54,10 @@ class CardSystemServiceAsyncStub(CardSystemServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     WatchChanges: _aio.UnaryStreamMultiCallable[_card_system_service_pb2.WatchChangesRequest, _card_system_service_pb2.WatchChangesResponse]  # type: ignore[assignment]
     """Every change after `since_version`, oldest first, in pages; then each new change as it is
-    recorded, and an empty heartbeat (just `head_version`) every few seconds. Never ends by itself:
-    the subscriber reconnects with the last version it applied.
+    recorded, and an empty heartbeat (just `head_version`) every few seconds. The first message
+    comes at once (an empty one when there is no backlog), so the subscriber knows it is connected
+    and how far behind it is. Never ends by itself: the subscriber reconnects with the last
+    version it applied.
     """
     RecordChange: _aio.UnaryUnaryMultiCallable[_card_system_service_pb2.RecordChangeRequest, _card_system_service_pb2.RecordChangeResponse]  # type: ignore[assignment]
     """Makes a change happen, as the window or branch would: it gets the next version."""
@@ -70,8 +74,10 @@ class CardSystemServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_card_system_service_pb2.WatchChangesResponse], _abc.AsyncIterator[_card_system_service_pb2.WatchChangesResponse]]:
         """Every change after `since_version`, oldest first, in pages; then each new change as it is
-        recorded, and an empty heartbeat (just `head_version`) every few seconds. Never ends by itself:
-        the subscriber reconnects with the last version it applied.
+        recorded, and an empty heartbeat (just `head_version`) every few seconds. The first message
+        comes at once (an empty one when there is no backlog), so the subscriber knows it is connected
+        and how far behind it is. Never ends by itself: the subscriber reconnects with the last
+        version it applied.
         """
 
     @_abc_1.abstractmethod
