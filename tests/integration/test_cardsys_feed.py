@@ -10,14 +10,18 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from onecard.auth.v1 import authorization_service_pb2 as pb
 from onecard.cardoffice.v1 import card_office_service_pb2 as office_pb
 from onecard.cardsys.v1 import card_system_service_pb2 as cs_pb
 from onecard_client import CardOfficeClient, ClientConfig
 from onecard_client.campus import CampusCredentials
+from onecard_hub.cardsys_feed import HEALTH_NAME
 from onecard_hub.domain.clock import ManualClock
 from onecard_hub.server import RunningHub, running_hub
 from onecard_sim.cardsys import CardsysClient, RunningCardsys, running_cardsys
@@ -74,6 +78,11 @@ async def test_a_loss_at_the_hr_window_declines_the_next_tap_and_unlock_approves
         await applied(followed, loss.version)
         declined = await campus.send(campus.chip(card, pos, BUY, amount_fen=500))
         assert name(declined.decline_reason) == "CARD_REPORTED_LOST"
+        # Terminals hear of it too: the school's blocklist follows, its change journaled.
+        assert card.card_no in followed.hub.campus.blocklist(campus.school()).card_nos
+        assert table(campus_dir, "SELECT added FROM blocklist_changes WHERE card_no = ?", card.card_no) == [
+            (1,)
+        ]
         qr = await campus.send(campus.qr(card, pos, BUY, amount_fen=500))
         assert name(qr.decline_reason) == "CARD_REPORTED_LOST"
         unlock = await sim.record_change(card.card_no, "identity", "unlock", "hr_window")
@@ -84,6 +93,10 @@ async def test_a_loss_at_the_hr_window_declines_the_next_tap_and_unlock_approves
         await campus.close()
     feed = followed.cardsys_feed
     assert feed is not None and feed.health.connected and feed.health.lag == 0
+    async with grpc.aio.insecure_channel(followed.target) as channel:
+        health: Any = health_pb2_grpc.HealthStub(channel)
+        answer = await health.Check(health_pb2.HealthCheckRequest(service=HEALTH_NAME))
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING
     rows = table(campus_dir, "SELECT version, outcome FROM cardsys_changes ORDER BY version")
     assert rows == [(loss.version, "applied"), (unlock.version, "applied")]
 
