@@ -1,5 +1,6 @@
 """What every simulated terminal does: connect through the SDK, fetch its configuration,
-heartbeat, stamp taps with the hub's clock, and report each tap as a `TapEvent`.
+heartbeat, keep its blocklist live (`blocklist_watch.py`), stamp taps with the hub's clock, and
+report each tap as a `TapEvent`.
 
 `GateReader` (gate.py), `CanteenPos` (pos.py), `LibraryDesk` (library_desk.py) and `ExamTablet`
 (exam_tablet.py) build on `SimTerminal`. A terminal talks to the hub only through
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import secrets
 import time
@@ -25,9 +27,11 @@ import grpc
 from onecard.auth.v1 import authorization_service_pb2 as auth_pb
 from onecard.terminal.v1 import terminal_service_pb2 as term_pb
 from onecard_client import ClientConfig, OneCardError, TerminalClient, TLSConfig
+from onecard_client.blocklist import BlocklistCopy
 from onecard_client.campus import TerminalInfo
 from onecard_client.hub_time import HubTime
 from onecard_client.taps import chip_tap
+from onecard_sim.blocklist_watch import BlocklistWatch
 from onecard_sim.events import APPROVED, EventSink, TapEvent, UploadEvent
 from onecard_sim.offline import MAX_BATCH, OfflineBook, OfflineRules
 from onecard_sim.population import ECardApp, SimStudent
@@ -99,6 +103,7 @@ class SimTerminal:
         heartbeat: bool = True,
         first_serial: int = 1,
         auto_offline: bool = False,
+        watch_blocklist: bool = True,
     ) -> None:
         self.info = info
         self.terminal_id = info.terminal_id
@@ -120,6 +125,9 @@ class SimTerminal:
         self.book = OfflineBook(first_serial)
         self.upload_errors = 0
         self._upload_lock = asyncio.Lock()
+        # The school's blocklist, kept live by TerminalService.WatchBlocklist (the offline rules use
+        # it); without the stream, the heartbeat's blocklist_version triggers a configuration fetch.
+        self.watch = BlocklistWatch(self.client, self._blocklist_changed) if watch_blocklist else None
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -139,8 +147,12 @@ class SimTerminal:
             self._heartbeat_task = asyncio.create_task(
                 self._heartbeat_loop(), name=f"heartbeat {self.terminal_id}"
             )
+        if self.watch is not None:
+            self.watch.start(f"blocklist {self.terminal_id}")
 
     async def stop(self) -> None:
+        if self.watch is not None:
+            await self.watch.stop()
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -153,7 +165,26 @@ class SimTerminal:
         self.config = config
         self.hub_time = HubTime.from_clock(config.clock.now.ToMilliseconds(), config.clock.speed or 1.0)
         self.book.rules = OfflineRules.from_config(config)
+        if self.watch is not None and self.watch.copy.version >= config.blocklist_version:
+            self._blocklist_changed(self.watch.copy)  # the stream is as new or newer
         return config
+
+    def _blocklist_version_held(self, config: term_pb.GetConfigResponse) -> int:
+        """The stream's version while it runs (a new version needs no configuration fetch), else the
+        configuration's."""
+        return (
+            self.watch.copy.version
+            if self.watch is not None and self.watch.running
+            else config.blocklist_version
+        )
+
+    def _blocklist_changed(self, copy: BlocklistCopy) -> None:
+        """The offline rules refuse what the live copy blocks."""
+        rules = self.book.rules
+        if rules is not None and copy.version != rules.blocklist_version:
+            self.book.rules = dataclasses.replace(
+                rules, blocked=frozenset(copy.card_nos), blocklist_version=copy.version
+            )
 
     def offline_pending(self) -> int:
         """Offline transactions stored and not yet uploaded."""
@@ -166,7 +197,7 @@ class SimTerminal:
         config = self.config
         if config is not None and (
             response.config_version != config.config_version
-            or response.blocklist_version != config.blocklist_version
+            or response.blocklist_version != self._blocklist_version_held(config)
         ):
             await self.refresh_config()
         return response

@@ -23,6 +23,8 @@ from onecard_hub.domain.clock import ManualClock
 from onecard_hub.domain.model import CardStatus
 from onecard_hub.server import RunningHub, running_hub
 from onecard_hub.store.records import Batch
+from onecard_sim.progress import Tally
+from onecard_sim.terminal import SimTerminal
 from tests.conftest import hub_config
 from tests.helpers import Campus, new_request_id
 
@@ -213,3 +215,22 @@ def campus_creds_gate(creds: object) -> tuple[str, list[str]]:
         c.card_no for c in creds.cards_of(school_id) if c.status == "active" and c.enrollment == "enrolled"
     ]
     return gate.terminal_id, cards[:3]
+
+
+async def test_a_simulated_terminal_keeps_its_copy_live(campus: Campus, hub: RunningHub) -> None:
+    terminal = SimTerminal(campus.pos(), target=hub.target, sink=Tally(), heartbeat=False)
+    await terminal.start()
+    assert terminal.watch is not None
+    card = campus.card()
+    try:
+        async with office(hub) as admin:
+            await admin.report_loss(new_request_id(), card.card_no)
+        for _ in range(int(WAIT_S / 0.01)):  # until the stream delivered it (bounded)
+            if terminal.watch.copy.blocks(card.card_no):
+                break
+            await asyncio.sleep(0.01)
+        assert terminal.watch.copy.blocks(card.card_no)
+        assert terminal.book.rules is not None and card.card_no in terminal.book.rules.blocked
+        assert terminal.book.check(card.card_no, 500, campus.clock.now_ms()) is not None  # refused offline
+    finally:
+        await terminal.stop()

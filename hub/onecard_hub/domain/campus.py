@@ -220,7 +220,8 @@ class Campus:
             self._purchase(card, tap, now_ms, result)
         else:
             self._pass_gate(card, tap, now_ms, result)
-        if result.reason is APPROVED:  # a signal, never a decline
+        if result.reason is APPROVED or result.reason is DeclineReason.CARD_OTHER_SCHOOL:
+            # A signal, never a decline: the card itself was here (its credential checked out).
             result.misuse = self.misuse.observe(card, tap.terminal, tap.scene, now_ms)
         return result
 

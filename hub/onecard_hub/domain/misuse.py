@@ -1,8 +1,9 @@
 """Misuse signals: a card used at two places too close in time (lent or rented out — the notice
 forbids both).
 
-The hub keeps, per card, the last approved tap (terminal, scene, time) in memory. The next
-approved tap of that card is compared with it:
+The hub keeps, per card, the last tap it saw the card itself at (terminal, scene, time) in
+memory: an approved tap, or one whose credential checked out but was declined CARD_OTHER_SCHOOL
+(the card was at another school's gate or window). The next such tap is compared with it:
 
     two schools           terminals of different schools     within `school_window_ms` (10 min)
     two gates             gates of different places          within `gate_window_ms` (2 min)
@@ -42,7 +43,7 @@ class MisuseRules:
 
 @dataclass(frozen=True, slots=True)
 class PlacedTap:
-    """One approved tap as evidence: where (terminal, its school, its place), what, when."""
+    """One tap as evidence: where (terminal, its school, its place), what, when."""
 
     terminal_id: str
     school_id: str
