@@ -18,6 +18,7 @@ from google.protobuf.message import Message
 from onecard_hub.hub import Hub
 from onecard_hub.idempotency import Entry
 from onecard_hub.store.records import Batch, RequestRow
+from onecard_hub.usage import record_tap
 
 M = TypeVar("M", bound=Message)
 
@@ -38,6 +39,7 @@ async def run_once(
     hub.writer.check_accepting()
     now = hub.clock.now_ms()
     response, rows, request = act(now)
+    record_tap(hub, request, now)  # usage statistics, when the call is a tap at a desk or tablet
     body = response.SerializeToString()
     rows.requests.append(replace(request, fingerprint=fingerprint, response=body, created_ms=now))
     await hub._commit(key, Entry(method, fingerprint, now, body), rows)

@@ -1,7 +1,8 @@
 """GetUsageReport: usage statistics per school, from memory (rules in domain/usage.py).
 
 The tap path feeds `hub.usage` (a `UsageBook`): `Hub.authorize` records every decided tap,
-`offline.py` every booked offline record; library and exam scenes call `record_tap` too.
+`offline.py` every booked offline record, `once.run_once` the library's and exams' taps
+(`record_tap`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from onecard_hub.domain.errors import NotFound, PermissionDenied
 from onecard_hub.domain.model import Operator
 from onecard_hub.domain.usage import WINDOW_DAYS, SchoolUsage, business_date, usage_report, window_start
 from onecard_hub.hub import Hub
+from onecard_hub.store.records import RequestRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,9 +26,15 @@ class UsageReport:
     schools: list[SchoolUsage]
 
 
-def record_tap(hub: Hub, school_id: str, card_no: str, scene: int, approved: bool) -> None:
-    """A live tap or scan of any scene, decided now at a terminal of `school_id`."""
-    hub.usage.record(school_id, card_no, scene, business_day(hub.clock.now_ms()), approved)
+def record_tap(hub: Hub, request: RequestRow, now_ms: int) -> None:
+    """A tap at a desk or tablet (`once.run_once`), from its journal row: the same rows the
+    usage book is rebuilt from at start (a scene and a decision; reason 0 is an approval)."""
+    if request.scene <= 0 or request.reason < 0:
+        return
+    terminal = hub.campus.terminals.get(request.caller)
+    if terminal is not None:
+        day = request.business_day or business_day(now_ms)
+        hub.usage.record(terminal.school_id, request.card_no, request.scene, day, request.reason == 0)
 
 
 def school_usage(hub: Hub, operator: Operator, school_id: str) -> UsageReport:

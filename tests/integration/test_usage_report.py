@@ -16,6 +16,7 @@ from onecard_hub.domain.clock import ManualClock
 from onecard_hub.server import RunningHub, running_hub
 from tests.conftest import hub_config
 from tests.helpers import Campus
+from tests.integration.scene_taps import borrow
 
 ADMIN = "province-admin"
 ENTRY = auth_pb.SCENE_GATE_ENTRY
@@ -143,3 +144,24 @@ async def test_the_report_survives_a_restart(
     assert school.students_active == 2
     assert _taps(school)["GATE_ENTRY"] == (1, 1)
     assert _taps(school)["CANTEEN_PURCHASE"] == (1, 0)
+
+
+async def test_library_taps_count_live_and_after_a_restart(
+    campus_dir: Path, creds: CampusCredentials, clock: ManualClock
+) -> None:
+    async with running_hub(hub_config(campus_dir), clock) as running:
+        campus = Campus(creds, clock, running.target)
+        try:
+            reader = campus.card(skip=3)
+            desk_id = borrow(campus, reader, "B-77").terminal_id
+            lent = await campus.client(desk_id).borrow(borrow(campus, reader, "B-77"))
+            assert lent.decision == auth_pb.DECISION_APPROVED
+            refused = await campus.client(desk_id).borrow(borrow(campus, campus.card(status="lost"), "B-78"))
+            assert refused.decision == auth_pb.DECISION_DECLINED
+        finally:
+            await campus.close()
+        live = await _report(running.target, school_id=creds.schools[0])
+    (school,) = live.schools
+    assert _taps(school)["LIBRARY_BORROW"] == (1, 1) and school.students_active == 1
+    async with running_hub(hub_config(campus_dir), clock) as running:
+        assert (await _report(running.target, school_id=creds.schools[0])).schools == live.schools
