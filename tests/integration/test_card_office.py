@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from onecard.cardoffice.v1 import card_office_service_pb2 as pb
-from onecard_client import CardOfficeClient
+from onecard_client import CardOfficeClient, ClientConfig, StudentRecordsClient
 from onecard_client.errors import (
     AlreadyExistsError,
     FailedPreconditionError,
@@ -22,6 +22,7 @@ from onecard_hub.server import RunningHub
 from tests.helpers import Campus, new_request_id
 
 from .card_office_helpers import (
+    ADMIN,
     OTHER_ADULT_ID,
     PARENT_ID,
     add_student,
@@ -326,3 +327,26 @@ async def test_a_suspended_ecard_declines_qr_scans_only(admin: CardOfficeClient,
     assert await enter(campus, card, qr=True) == "APPROVED"
     with pytest.raises(FailedPreconditionError):
         await admin.resume_ecard(new_request_id(), card.card_no)
+
+
+async def test_a_student_enrolled_at_run_time_gets_a_card_and_a_guardian_check(
+    hub: RunningHub, admin: CardOfficeClient, campus: Campus
+) -> None:
+    """学籍 then 卡务: the enrolment's birth date and ID number are what the card office checks."""
+    born = date(2010, 6, 1)
+    number = new_student_id_number(born, 77)
+    async with StudentRecordsClient(ADMIN, ClientConfig(target=hub.target)) as records:
+        await records.enroll_student(
+            new_request_id(), SCHOOL, "jx-ts-01-92001", "赵小红", number, "2010-06-01", "day"
+        )
+    with pytest.raises(FailedPreconditionError) as needs:
+        await _issue(admin, "jx-ts-01-92001")
+    assert needs.value.reason == "GUARDIAN_REQUIRED"
+    issued = await _issue(admin, "jx-ts-01-92001", guardian=parent())
+    card = issued.card.card_no
+    await admin.enable_identity(new_request_id(), card)
+    await admin.report_loss(new_request_id(), card)
+    with pytest.raises(PermissionDeniedError):
+        await admin.unlock(new_request_id(), card, OTHER_ADULT_ID, PARENT_ID)
+    await admin.unlock(new_request_id(), card, number, PARENT_ID)
+    assert await enter(campus, usable(issued.personalization, SCHOOL, PIN)) == "APPROVED"
