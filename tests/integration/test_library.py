@@ -207,3 +207,16 @@ async def test_loans_survive_a_restart(campus_dir: Path, clock: ManualClock, cre
             overdue = (await province.list_overdue_loans("")).loans
             assert [(loan.book_id, loan.days_overdue) for loan in overdue] == [("R-1", 1)]
         await campus.close()
+
+
+async def test_desk_taps_count_in_the_usage_report(hub: RunningHub, campus: Campus) -> None:
+    card = campus.card()
+    desk_client = campus.client(desk(campus))
+    assert (await desk_client.borrow(borrow(campus, card, "U-1"))).decision == APPROVED
+    assert (await desk_client.borrow(borrow(campus, card, "U-1"))).decision == DECLINED
+    assert (await desk_client.return_book(give_back(campus, card, "U-1"))).decision == APPROVED
+    async with AdminClient("province-admin", ClientConfig(target=hub.target)) as province:
+        report = await province.usage_report(campus.school())
+    taps = {t.scene: (t.approved, t.declined) for t in report.schools[0].taps}
+    assert taps[BORROW] == (1, 1) and taps[auth_pb.SCENE_LIBRARY_RETURN] == (1, 0)
+    assert report.schools[0].students_active >= 1
