@@ -27,6 +27,13 @@ def _seed_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--students", type=int, default=d.students, help="students in all (spread over schools)")
     p.add_argument("--gates-per-school", type=int, default=d.gates_per_school)
     p.add_argument("--pos-per-school", type=int, default=d.pos_per_school)
+    p.add_argument("--library-desks-per-school", type=int, default=d.library_desks_per_school)
+    p.add_argument(
+        "--exam-tablets-per-school",
+        type=int,
+        default=d.exam_tablets_per_school,
+        help="one per room: A101, A102, …",
+    )
     p.add_argument("--initial-balance-fen", type=int, default=d.initial_balance_fen)
     p.add_argument("--daily-limit-fen", type=int, default=d.daily_limit_fen)
     p.add_argument("--meal-count-limit", type=int, default=d.meal_count_limit)
@@ -46,6 +53,8 @@ def _run_seed(args: argparse.Namespace) -> int:
         students=args.students,
         gates_per_school=args.gates_per_school,
         pos_per_school=args.pos_per_school,
+        library_desks_per_school=args.library_desks_per_school,
+        exam_tablets_per_school=args.exam_tablets_per_school,
         initial_balance_fen=args.initial_balance_fen,
         daily_limit_fen=args.daily_limit_fen,
         meal_count_limit=args.meal_count_limit,
