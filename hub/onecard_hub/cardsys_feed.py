@@ -96,6 +96,7 @@ class CardsysFeed:
         self._stub: Any = None
         self._task: asyncio.Task[None] | None = None
         self._delivered = False  # the current stream delivered a message
+        self._catching_up = False  # it connected behind the head and has not caught up yet
         self._advanced = asyncio.Condition()  # notified when applied_version moves
 
     def start(self) -> None:
@@ -183,6 +184,7 @@ class CardsysFeed:
         if not self._delivered:
             self._delivered = True
             health.connects += 1
+            self._catching_up = health.lag > 0
             await self._set_connected(True)
             log.info(
                 "cardsys feed: connected to %s at version %d, head %d (lag %d)",
@@ -192,13 +194,14 @@ class CardsysFeed:
                 health.lag,
             )
         if message.changes:
-            lag_before = health.lag
             await self.changes.apply([feed_change(c) for c in message.changes])
             health.applied_version = self.changes.version
             async with self._advanced:
                 self._advanced.notify_all()
-            if lag_before and not health.lag:
+            if self._catching_up and not health.lag:
+                self._catching_up = False
                 log.info("cardsys feed: caught up at version %d", health.applied_version)
+            log.debug("cardsys feed: applied up to version %d (lag %d)", health.applied_version, health.lag)
 
     async def _set_connected(self, connected: bool) -> None:
         if self.health.connected == connected:
