@@ -4,6 +4,7 @@ proto out."""
 from __future__ import annotations
 
 import grpc
+from google.protobuf.message import Message
 
 from onecard.exam.v1 import exam_service_pb2 as pb
 from onecard.exam.v1 import exam_service_pb2_grpc as pb_grpc
@@ -115,8 +116,8 @@ class ExamAdminServicer(pb_grpc.ExamAdminServiceServicer):
         self._fingerprint = fingerprint
         self._identity = identity
 
-    def _print(self, method: str, request: object) -> bytes:
-        return self._fingerprint(method, request.SerializeToString(deterministic=True))  # type: ignore[attr-defined]
+    def _print(self, method: str, request: Message) -> bytes:
+        return self._fingerprint(method, request.SerializeToString(deterministic=True))
 
     async def CreateExamSession(
         self, request: pb.CreateExamSessionRequest, context: grpc.aio.ServicerContext
