@@ -3,56 +3,30 @@ terminals, refusals (exit 1, the typed error printed), bad usage (exit 2), mutua
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
-import json
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from onecard.auth.v1 import authorization_service_pb2 as auth_pb
-from onecard_cli.main import main
 from onecard_client import PermissionDeniedError
 from onecard_client.campus import CampusCredentials
 from onecard_client.testing import hub_for_tests
 from onecard_hub.server import RunningHub
 from tests.helpers import Campus
+from tests.integration.cli_runner import CLI, runner
 
 ADMIN = "province-admin"
 ENTRY = auth_pb.SCENE_GATE_ENTRY
 BUY = auth_pb.SCENE_CANTEEN_PURCHASE
 
 
-@dataclass
-class Ran:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-CLI = Callable[..., Awaitable[Ran]]
-
-
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> CLI:
-    """Runs `onecard ARGS` in a thread (its blocking client must not stall the hub's loop)."""
-
-    async def run(*args: str, env: dict[str, str] | None = None) -> Ran:
-        capsys.readouterr()
-        code = await asyncio.to_thread(main, list(args), env or {})
-        captured = capsys.readouterr()
-        return Ran(code, captured.out, captured.err)
-
-    return run
+    return runner(capsys)
 
 
 async def _taps(campus: Campus) -> None:

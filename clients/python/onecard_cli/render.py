@@ -2,13 +2,48 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from google.protobuf.message import Message
 from rich.console import Console
 from rich.table import Table
 
+from onecard.admin.v1 import admin_service_pb2
+from onecard.auth.v1 import authorization_service_pb2
+from onecard.cardoffice.v1 import card_office_service_pb2
+from onecard.exam.v1 import exam_service_pb2
+from onecard.library.v1 import library_service_pb2
+from onecard.records.v1 import student_records_service_pb2
 from onecard_cli.session import as_dict
+
+_CONTRACT = (
+    admin_service_pb2,
+    authorization_service_pb2,
+    card_office_service_pb2,
+    exam_service_pb2,
+    library_service_pb2,
+    student_records_service_pb2,
+)
+
+
+@functools.cache
+def _enum_words() -> dict[str, str]:
+    """Every enum value name of the contract → the word people read ("IDENTITY_STATUS_LOST" → "lost")."""
+    words: dict[str, str] = {}
+    for module in _CONTRACT:
+        for enum in module.DESCRIPTOR.enum_types_by_name.values():
+            names = [v.name for v in enum.values]
+            prefix = names[0][: names[0].rfind("_") + 1]
+            while prefix and not all(n.startswith(prefix) for n in names):
+                prefix = prefix[: prefix.rfind("_", 0, len(prefix) - 1) + 1]
+            words.update({n: n.removeprefix(prefix).lower() for n in names})
+    return words
+
+
+def _text(value: Any) -> str:
+    text = str(value)
+    return _enum_words().get(text, text)
 
 
 def _flat(doc: dict[str, Any], prefix: str = "") -> tuple[list[tuple[str, str]], list[tuple[str, list[Any]]]]:
@@ -24,9 +59,9 @@ def _flat(doc: dict[str, Any], prefix: str = "") -> tuple[list[tuple[str, str]],
         elif isinstance(value, list) and value and isinstance(value[0], dict):
             tables.append((name, value))
         elif isinstance(value, list):
-            scalars.append((name, ", ".join(str(v) for v in value)))
+            scalars.append((name, ", ".join(_text(v) for v in value)))
         else:
-            scalars.append((name, str(value)))
+            scalars.append((name, _text(value)))
     return scalars, tables
 
 
