@@ -8,7 +8,7 @@ PY     := $(BIN)/python
 # Re-install when the dependency list changes; repeated runs are then a no-op.
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test check lint fmt protos contract-docs bench loadtest clean
+.PHONY: venv demo test check lint fmt protos contract-docs bench bench-blocklist loadtest clean
 
 venv: $(STAMP)
 
@@ -60,6 +60,9 @@ contract-docs: venv
 
 bench: venv
 	$(PY) scripts/bench.py
+
+bench-blocklist: venv
+	$(PY) scripts/bench_blocklist.py
 
 # A short headless Locust run (the meal rush, 30 s) against a freshly seeded local hub on a simulated clock;
 # CSV and HTML go to loadtest/results/<timestamp>/; non-zero exit when any request failed.

@@ -3,6 +3,10 @@ the misuse rules, without a server."""
 
 from __future__ import annotations
 
+import pytest
+
+from onecard.terminal.v1 import terminal_service_pb2 as term_pb
+from onecard_client.blocklist import BlocklistCopy, BlocklistGap
 from onecard_hub.domain.blocklist import Blocklist, BlocklistChange
 from onecard_hub.domain.ledger import Account, AccountKind
 from onecard_hub.domain.misuse import MisuseKind, MisuseRules, MisuseWatch
@@ -102,3 +106,26 @@ def test_misuse_rules() -> None:
     assert [s.signal_id for s in watch.listed("sc", 0, 10)] == [3, 2, 1]
     assert [s.signal_id for s in watch.listed("sc", 300_000, 10)] == [3, 2]
     assert watch.listed("other", 0, 10) == []
+
+
+def test_the_sdk_copy_applies_snapshots_and_changes_and_finds_gaps() -> None:
+    copy = BlocklistCopy()
+    copy.apply(term_pb.WatchBlocklistResponse(snapshot=True, version=4, blocked_card_nos=["A", "B"]))
+    added, removed = term_pb.BLOCKLIST_CHANGE_KIND_ADDED, term_pb.BLOCKLIST_CHANGE_KIND_REMOVED
+    copy.apply(
+        term_pb.WatchBlocklistResponse(
+            version=6,
+            changes=[
+                term_pb.BlocklistChange(version=5, card_no="C", kind=added),
+                term_pb.BlocklistChange(version=6, card_no="A", kind=removed),
+            ],
+        )
+    )
+    assert (copy.version, copy.card_nos) == (6, {"B", "C"})
+    copy.apply(term_pb.WatchBlocklistResponse(version=6))  # up to date: an empty delta
+    with pytest.raises(BlocklistGap):
+        copy.apply(
+            term_pb.WatchBlocklistResponse(
+                version=8, changes=[term_pb.BlocklistChange(version=8, card_no="D", kind=added)]
+            )
+        )

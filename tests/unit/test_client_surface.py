@@ -54,11 +54,13 @@ METHODS = {
         "reverse",
         "upload_offline_batch",
         "wallet_balance",
+        "watch_blocklist",
     ],
     "AdminClient": [
         "get_school",
         "get_terminal",
         "ledger_summary",
+        "list_misuse_signals",
         "list_terminals",
         "list_wallet_debts",
         "register_terminal",

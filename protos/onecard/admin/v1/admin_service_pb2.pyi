@@ -784,7 +784,9 @@ Global___ListMisuseSignalsRequest: _TypeAlias = ListMisuseSignalsRequest  # noqa
 
 @_typing.final
 class MisuseTap(_message.Message):
-    """One approved tap, as evidence."""
+    """One tap of the card, as evidence: approved, or (two schools) declined only because the card
+    belongs to another school — its credential checked out, so the card itself was there.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -801,7 +803,7 @@ class MisuseTap(_message.Message):
     scene: _authorization_service_pb2.Scene.ValueType
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp:
-        """When the hub approved it (hub clock)."""
+        """When the hub decided it (hub clock)."""
 
     def __init__(
         self,
@@ -844,7 +846,7 @@ class MisuseSignal(_message.Message):
     """Milliseconds between the two taps."""
     @_builtins.property
     def first(self) -> Global___MisuseTap:
-        """The card's previous approved tap, and the one that raised the signal."""
+        """The card's previous tap, and the one that raised the signal."""
 
     @_builtins.property
     def second(self) -> Global___MisuseTap: ...
