@@ -66,7 +66,9 @@ class ExamPlan:
     show_share: float = 0.93  # of the roster, who come to check in (the others are absent)
     wrong_room_share: float = 0.06  # arrivals who try another room's tablet first
     double_share: float = 0.05  # arrivals who check in a second time right after
-    late_share: float = 0.04  # of the roster, who arrive after the window closed
+    late_share: float = (
+        0.04  # of the roster, who arrive after the window closed (of those who do not come in time)
+    )
     not_on_roster_share: float = 0.02  # arrivals of a student who sits no session at that time
 
 

@@ -137,8 +137,7 @@ def _exam_rooms(campus: CampusCredentials) -> list[tuple[TerminalInfo, str]]:
         if info.kind != "exam_tablet":
             continue
         per_school[info.school_id] = per_school.get(info.school_id, 0) + 1
-        location = str(getattr(info, "location", "") or "")
-        placed.append((info, location or f"R{per_school[info.school_id]:02d}"))
+        placed.append((info, info.location or f"R{per_school[info.school_id]:02d}"))
     return placed
 
 

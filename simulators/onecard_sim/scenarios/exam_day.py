@@ -54,6 +54,7 @@ class _Session:
     closes_ms: int
     roster: dict[str, str] = field(default_factory=dict)  # student_id → room
     waiting: list[SimStudent] = field(default_factory=list)  # roster students who will come, not yet in
+    late: list[SimStudent] = field(default_factory=list)  # roster students who will come after the window
     checked_in: set[str] = field(default_factory=set)
     attendance: Attendance = field(default_factory=Attendance)
 
@@ -111,7 +112,10 @@ class ExamDay(Episode):
                             student_id=student.card.student_id, room=room, seat=f"{seats[room]:02d}"
                         )
                     )
-                session.waiting = [s for s in mine if self.rng.random() < plan.show_share]
+                order = self.rng.sample(mine, len(mine))
+                comers = round(plan.show_share * len(mine))
+                session.waiting = order[:comers]
+                session.late = order[comers : comers + round(plan.late_share * len(mine))]
                 await self._create(session, rooms, start, SUBJECTS[k % len(SUBJECTS)], rows)
                 self.sessions.append(session)
 
@@ -159,7 +163,7 @@ class ExamDay(Episode):
         open_spans = [(s.opens_ms + _EDGE_MS, s.closes_ms - _EDGE_MS) for s in self.sessions]
         late_spans = [(s.closes_ms + _EDGE_MS, s.closes_ms + _LATE_SPAN_MS) for s in self.sessions]
         comers = sum(len(s.waiting) for s in self.sessions)
-        late = round(self.plan.late_share * sum(len(s.roster) for s in self.sessions))
+        late = sum(len(s.late) for s in self.sessions)
         return (
             [
                 Stream(ARRIVALS, _uniform(open_spans, comers, speed), self.arrive),
@@ -178,7 +182,7 @@ class ExamDay(Episode):
         if self.rng.random() < self.plan.not_on_roster_share:
             await self._not_on_roster(session, scheduled)
             return
-        student = self._take_waiting(session)
+        student = self._take_waiting(session.waiting)
         if student is None:
             self.no_student += 1
             return
@@ -198,11 +202,11 @@ class ExamDay(Episode):
 
     async def arrive_late(self, arrival: Arrival) -> None:
         """A roster student who missed the window comes anyway."""
-        closed = [s for s in self.sessions if s.closes_ms < arrival.hub_ms and s.waiting]
+        closed = [s for s in self.sessions if s.closes_ms < arrival.hub_ms and s.late]
         if not closed:
             return
         session = self.rng.choice(closed)
-        student = self._take_waiting(session)
+        student = self._take_waiting(session.late)
         if student is None:
             self.no_student += 1
             return
@@ -226,11 +230,11 @@ class ExamDay(Episode):
         finally:
             self.population.give_back(student)
 
-    def _take_waiting(self, session: _Session) -> SimStudent | None:
-        """A roster student of the session who has not come yet (and is free), taken off the list."""
-        for i, student in enumerate(session.waiting):
+    def _take_waiting(self, waiting: list[SimStudent]) -> SimStudent | None:
+        """A roster student who has not come yet (and is free), taken off the list."""
+        for i, student in enumerate(waiting):
             if self.population.take_student(student):
-                session.waiting.pop(i)
+                waiting.pop(i)
                 return student
         return None
 
