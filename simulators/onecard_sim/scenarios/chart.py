@@ -22,7 +22,14 @@ from onecard_sim.scenarios.collector import Bucket, Collector, percentile
 __all__ = ["write_chart"]
 
 _CST = timezone(timedelta(hours=8))
-_COLOURS = {"gate_entry": "tab:blue", "gate_exit": "tab:green", "canteen_purchase": "tab:orange"}
+_COLOURS = {
+    "gate_entry": "tab:blue",
+    "gate_exit": "tab:green",
+    "canteen_purchase": "tab:orange",
+    "library_borrow": "tab:purple",
+    "library_return": "tab:brown",
+    "exam_check_in": "tab:red",
+}
 
 
 def write_chart(collector: Collector, path: Path, *, title: str, speed: float) -> Path:
