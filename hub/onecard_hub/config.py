@@ -35,6 +35,8 @@ class HubConfig:
     log_json: bool = False
     tls_dir: Path | None = None  # the PKI folder (`onecard-hub pki init`); None = plain text
     cardsys: str = ""  # HOST:PORT of the provincial card system to follow (cardsys_feed.py); "" = off
+    # Misuse signals (domain/misuse.py): seconds between two gates, two canteen windows, two schools.
+    misuse_windows_s: tuple[float, float, float] = (120.0, 120.0, 600.0)
 
     def make_clock(self) -> Clock:
         if self.clock_start:
@@ -85,6 +87,12 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
         " [ONECARD_CARDSYS] (default: off)",
     )
     parser.add_argument("--grace-seconds", type=float, help="time in-flight calls get on stop (10)")
+    parser.add_argument(
+        "--misuse-windows",
+        metavar="GATES,WINDOWS,SCHOOLS",
+        help="a card used at two places closer than this many seconds is flagged: two gates, two canteen"
+        " windows, two schools [ONECARD_MISUSE_WINDOWS] (120,120,600)",
+    )
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING [ONECARD_LOG_LEVEL] (INFO)")
     parser.add_argument(
         "--log-json", action="store_true", default=None, help="JSON log lines [ONECARD_LOG_JSON]"
@@ -111,6 +119,7 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
         raise SystemExit("error: --commit-linger-ms must be between 0 and 100")
     tls_dir = pick(args.tls, "TLS_DIR", "")
     return HubConfig(
+        misuse_windows_s=_misuse_windows(pick(getattr(args, "misuse_windows", None), "MISUSE_WINDOWS", "")),
         db=Path(db),
         keys=Path(keys),
         listen=pick(args.listen, "LISTEN", DEFAULT_LISTEN),
@@ -125,3 +134,15 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
         tls_dir=Path(tls_dir) if tls_dir else None,
         cardsys=pick(args.cardsys, "CARDSYS", ""),
     )
+
+
+def _misuse_windows(text: str) -> tuple[float, float, float]:
+    if not text:
+        return HubConfig.misuse_windows_s
+    try:
+        gates, windows, schools = (float(part) for part in text.split(","))
+    except ValueError:
+        raise SystemExit("error: --misuse-windows takes three numbers of seconds, e.g. 120,120,600") from None
+    if min(gates, windows, schools) < 0:
+        raise SystemExit("error: --misuse-windows must not be negative")
+    return gates, windows, schools

@@ -35,6 +35,7 @@ from onecard_hub.api.terminal import TerminalServicer
 from onecard_hub.cardsys_feed import CardsysFeed, start_cardsys_feed
 from onecard_hub.config import HubConfig
 from onecard_hub.domain.clock import Clock
+from onecard_hub.domain.misuse import MisuseRules
 from onecard_hub.hub import Hub
 from onecard_hub.security.keys import HubKeys
 from onecard_hub.security.pki import PkiError, load_server_tls
@@ -107,6 +108,7 @@ async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIte
         commit_linger_s=config.commit_linger_ms / 1000,
     )
     await hub.start()
+    hub.campus.misuse.rules = MisuseRules(*(int(s * 1000) for s in config.misuse_windows_s))
     server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=GRPC_OPTIONS)
     fingerprint = RequestFingerprint(keys)
     identity = Identity(hub, tls=credentials is not None)

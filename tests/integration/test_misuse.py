@@ -121,3 +121,19 @@ async def test_signals_are_journaled_with_the_tap_and_kept(
     assert db_count(campus_dir, "misuse_signals") == 1
     async with running_hub(config, clock) as running:
         assert await signals(running, campus.school()) == before
+
+
+async def test_the_windows_are_configurable(
+    campus_dir: Path, clock: ManualClock, creds: CampusCredentials
+) -> None:
+    async with running_hub(hub_config(campus_dir, misuse_windows_s=(120.0, 30.0, 600.0)), clock) as running:
+        campus = Campus(creds, clock, running.target)
+        card = campus.card()
+        await campus.send(campus.chip(card, campus.pos(index=0), BUY, amount_fen=500))
+        clock.advance(seconds=60)  # two windows 60 s apart: outside a 30 s window
+        await campus.send(campus.chip(card, campus.pos(index=1), BUY, amount_fen=500))
+        clock.advance(seconds=20)
+        await campus.send(campus.chip(card, campus.pos(index=0), BUY, amount_fen=500))
+        await campus.close()
+        found = await signals(running, campus.school())
+    assert [(s.kind, s.gap_ms) for s in found] == [(admin_pb.MISUSE_KIND_TWO_CANTEEN_WINDOWS, 20_000)]
