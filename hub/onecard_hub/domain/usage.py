@@ -142,11 +142,11 @@ def usage_report(
         if tally is None or student.enrollment is not Enrollment.ENROLLED:
             continue
         tally.students += 1
-        card = current.get(student.student_id)
-        if card is not None:
+        held = current.get(student.student_id)
+        if held is not None:
             tally.cards += 1
-            tally.ecards += card.ecard_issued
-            tally.bank += card.bank_status is not BankStatus.NOT_ACTIVATED
+            tally.ecards += held.ecard_issued
+            tally.bank += held.bank_status is not BankStatus.NOT_ACTIVATED
         tally.active += student.student_id in used
     taps: dict[str, dict[Scene, list[int]]] = {s: {scene: [0, 0] for scene in Scene} for s in wanted}
     for (school_id, day, scene), (approved, declined) in book.taps.items():
