@@ -2,7 +2,7 @@
 
     onecard-sim scenario NAME [--duration S] [--seed N] [--out DIR]
                               [--schools N --students N --gates N --pos N]
-                              [--hub HOST:PORT --keys DIR] [--tls] [--no-live]
+                              [--hub HOST:PORT --keys DIR] [--tls | --plaintext] [--no-live]
     onecard-sim readers ...      simulated gate readers against a running hub (commands.py)
     onecard-sim pos ...          simulated canteen POS against a running hub (commands.py)
     onecard-sim cardsys ...      the provincial card system: HR-window and bank changes as a feed (cardsys/)
@@ -72,10 +72,18 @@ def _scenario_parser(sub: Any) -> None:
     p.add_argument(
         "--keys", type=Path, help="with --hub: the keys folder of its campus (credentials.json, pki/)"
     )
-    p.add_argument(
+    transport = p.add_mutually_exclusive_group()
+    transport.add_argument(
         "--tls",
+        dest="plaintext",
+        action="store_false",
+        default=False,
+        help="mutual TLS, the default (own hub: a fresh PKI; with --hub: the PKI in KEYS/pki)",
+    )
+    transport.add_argument(
+        "--plaintext",
         action="store_true",
-        help="mutual TLS (own hub: a fresh PKI; with --hub: the PKI in KEYS/pki)",
+        help="PLAIN TEXT: no TLS, devices name themselves in metadata — for local demos only",
     )
     p.add_argument("--no-live", action="store_true", help="no live progress, only the summary")
     p.set_defaults(run=_run_scenario)
@@ -111,7 +119,7 @@ def _run_scenario(args: argparse.Namespace) -> int:
         size=CampusSize(args.schools, args.students, args.gates, args.pos),
         hub=args.hub,
         keys=args.keys,
-        tls=args.tls,
+        tls=not args.plaintext,
         live=not args.no_live,
     )
     try:
@@ -132,8 +140,9 @@ def _check(args: argparse.Namespace, duration: float) -> str:
         return "--hub needs --keys (the keys folder of that hub's campus)"
     if args.keys is not None and not (args.keys / "credentials.json").is_file():
         return f"{args.keys} holds no credentials.json (the keys folder `onecard-hub seed` wrote)"
-    if args.tls and args.hub and not (args.keys / "pki" / "ca.crt").is_file():
-        return f"--tls with --hub needs the PKI in {args.keys / 'pki'} (onecard-hub pki issue-all)"
+    if not args.plaintext and args.hub and not (args.keys / "pki" / "ca.crt").is_file():
+        pki = args.keys / "pki"
+        return f"mutual TLS with --hub needs the PKI in {pki} (onecard-hub pki issue-all), or --plaintext"
     if not args.hub and (args.schools < 1 or args.students < 1 or args.gates < 0 or args.pos < 0):
         return "--schools and --students must be at least 1, --gates and --pos not negative"
     return ""
