@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from onecard_sim.cli import main
+from onecard_sim.scenarios.catalog import NOT_BUILT
 from onecard_sim.scenarios.report import REPORT_KEYS
 
 SMALL = ("--schools", "1", "--students", "200", "--gates", "2", "--pos", "4", "--duration", "5")
@@ -82,7 +83,7 @@ def test_meal_rush_over_mutual_tls(tmp_path: Path) -> None:
     assert "(mutual TLS" in (tmp_path / "hub.log").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("name", ["bank-outage"])
+@pytest.mark.parametrize("name", sorted(NOT_BUILT) or [pytest.param("none", marks=pytest.mark.skip)])
 def test_scenarios_not_built_yet_say_so_and_exit_2(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -36,6 +36,7 @@ class EpisodeResult:
     data: dict[str, Any] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
     approvals_after_loss: int = 0
+    conserved: bool = True  # the bank half of `ledger.conserved` (bank-outage)
 
 
 @dataclass(frozen=True)

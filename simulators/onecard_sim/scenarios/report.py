@@ -1,8 +1,8 @@
 """`report.json` (DESIGN §10) and the summary printed at the end of a run.
 
-The report holds exactly the keys of DESIGN §10 that apply to the scenarios built so far (`bank`
-comes with the bank simulator); `REPORT_KEYS` lists them in order and a unit test locks the shape.
-A scenario with an episode adds its own section after `ledger` (`lost_cards`, `exam`, `library`).
+The report holds exactly the keys of DESIGN §10 that apply to every scenario; `REPORT_KEYS` lists them
+in order and a unit test locks the shape. A scenario with an episode adds its own section after
+`ledger` (`lost_cards`, `exam`, `library`, and `bank` where the bank simulator takes part).
 """
 
 from __future__ import annotations
@@ -49,10 +49,17 @@ class Report:
     reuploaded: int = 0
     duplicates_applied: int = 0
     ledger_sum_fen: int = 0
+    # The bank half of `ledger.conserved` (DESIGN §10): the simulator's accounts changed by exactly the
+    # hub's bank clearing flows. True where no bank took part.
+    bank_conserved: bool = True
     approvals_after_loss: int = 0
     violations: list[str] = field(default_factory=list)
     # Scenario-specific sections, placed after `ledger` ("lost_cards", "exam", "library").
     sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def conserved(self) -> bool:
+        return self.ledger_sum_fen == 0 and self.bank_conserved
 
     @property
     def ok(self) -> bool:
@@ -78,7 +85,7 @@ class Report:
                 "reuploaded": int(self.reuploaded),
                 "duplicates_applied": int(self.duplicates_applied),
             },
-            "ledger": {"sum_fen": int(self.ledger_sum_fen), "conserved": self.ledger_sum_fen == 0},
+            "ledger": {"sum_fen": int(self.ledger_sum_fen), "conserved": self.conserved},
             **{name: dict(section) for name, section in self.sections.items()},
             "approvals_after_loss": int(self.approvals_after_loss),
             "violations": list(self.violations),

@@ -168,6 +168,7 @@ async def run_scenario(options: RunOptions, console: Console) -> Report:
         reuploaded=collector.uploads.reuploaded,
         duplicates_applied=collector.uploads.duplicates_applied,
         ledger_sum_fen=after.sum_fen,
+        bank_conserved=all(r.conserved for r in results),
         approvals_after_loss=sum(r.approvals_after_loss for r in results),
         violations=violations,
         sections={r.section: r.data for r in results if r.section},
