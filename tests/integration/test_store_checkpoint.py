@@ -97,10 +97,10 @@ async def test_a_failed_write_leaves_nothing_behind(campus_dir: Path) -> None:
     await store.close()
 
 
-async def test_the_writer_lingers_only_while_commits_are_large(campus_dir: Path) -> None:
+async def test_the_writer_lingers_only_while_calls_arrive_fast(campus_dir: Path) -> None:
     store = SqliteStore(campus_dir / "hub.db")
     await store.open()
-    writer = JournalWriter(store, linger_s=0.05, busy_rows=16, linger_rows=16)
+    writer = JournalWriter(store, linger_s=0.05, busy_calls_per_s=1_000, busy_window_s=0.02)
     writer.start()
 
     def row(n: int) -> Batch:
@@ -113,13 +113,15 @@ async def test_the_writer_lingers_only_while_commits_are_large(campus_dir: Path)
     # light load: a row 10 ms after another gets its own commit
     await asyncio.gather(writer.submit(row(0)), later(1, 0.01))
     assert writer.stats().batches == 2
-    # a burst of 20 makes the hub busy: the next commit waits for the row that comes 10 ms later
-    await asyncio.gather(*(writer.submit(row(n)) for n in range(2, 22)))
-    assert writer.stats().batches == 3
-    await asyncio.gather(writer.submit(row(22)), later(23, 0.01))
-    assert writer.stats().batches == 4
-    # that commit carried two rows: lingering stops, single rows commit at once again
-    await asyncio.gather(writer.submit(row(24)), later(25, 0.01))
-    assert writer.stats().batches == 6
+    # a burst of 200 calls (far over 1,000/s in its window) makes the hub busy: the next
+    # commit waits for the row that comes 10 ms later
+    await asyncio.sleep(0.03)
+    await asyncio.gather(*(writer.submit(row(n)) for n in range(2, 202)))
+    busy_from = writer.stats().batches
+    await asyncio.gather(writer.submit(row(202)), later(203, 0.01))
+    assert writer.stats().batches == busy_from + 1
+    # that window saw two calls in 50 ms: lingering stops, single rows commit at once again
+    await asyncio.gather(writer.submit(row(204)), later(205, 0.01))
+    assert writer.stats().batches == busy_from + 3
     await writer.close()
     await store.close()
