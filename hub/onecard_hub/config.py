@@ -35,6 +35,7 @@ class HubConfig:
     log_json: bool = False
     tls_dir: Path | None = None  # the PKI folder (`onecard-hub pki init`); None = plain text
     cardsys: str = ""  # HOST:PORT of the provincial card system to follow (cardsys_feed.py); "" = off
+    bank: str = ""  # HOST:PORT of the co-branded banks (onecard-sim bank; bank/gateway.py); "" = off
     # Misuse signals (domain/misuse.py): seconds between two gates, two canteen windows, two schools.
     misuse_windows_s: tuple[float, float, float] = (120.0, 120.0, 600.0)
 
@@ -86,6 +87,12 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
         help="follow the provincial card system's change feed there (onecard-sim cardsys)"
         " [ONECARD_CARDSYS] (default: off)",
     )
+    parser.add_argument(
+        "--bank",
+        metavar="HOST:PORT",
+        help="the co-branded banks' BankService there (onecard-sim bank): top-ups, grants, refunds,"
+        " settlement [ONECARD_BANK] (default: off)",
+    )
     parser.add_argument("--grace-seconds", type=float, help="time in-flight calls get on stop (10)")
     parser.add_argument(
         "--misuse-windows",
@@ -133,6 +140,7 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
         log_json=pick(args.log_json, "LOG_JSON", "") not in ("", "0", "false", "False"),
         tls_dir=Path(tls_dir) if tls_dir else None,
         cardsys=pick(args.cardsys, "CARDSYS", ""),
+        bank=pick(getattr(args, "bank", None), "BANK", ""),
     )
 
 

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from google.protobuf.message import Message
 
@@ -46,6 +46,9 @@ from onecard_hub.security.protect import PinHasher
 from onecard_hub.store.base import Store
 from onecard_hub.store.records import Batch, CardStateRow, LedgerTotals, RequestRow, TerminalRow
 from onecard_hub.store.writer import JournalWriter
+
+if TYPE_CHECKING:
+    from onecard_hub.bank.gateway import BankGateway
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +88,7 @@ class Hub:
         self.registry = Registry()
         self._seq = 0
         self._housekeeping: asyncio.Task[None] | None = None
+        self.bank: BankGateway | None = None  # with --bank: the one way to a bank (server.py sets it)
 
     # -- life cycle ----------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from onecard_hub.api.identity import Identity
 from onecard_hub.api.library import LibraryAdminServicer, LibraryServicer
 from onecard_hub.api.student_records import StudentRecordsServicer
 from onecard_hub.api.terminal import TerminalServicer
+from onecard_hub.bank.gateway import BankGateway
 from onecard_hub.cardsys_feed import CardsysFeed, start_cardsys_feed
 from onecard_hub.config import HubConfig
 from onecard_hub.domain.clock import Clock
@@ -109,6 +110,7 @@ async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIte
     )
     await hub.start()
     hub.campus.misuse.rules = MisuseRules(*(int(s * 1000) for s in config.misuse_windows_s))
+    hub.bank = BankGateway(config.bank) if config.bank else None  # --bank: the one way to a bank
     server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=GRPC_OPTIONS)
     fingerprint = RequestFingerprint(keys)
     identity = Identity(hub, tls=credentials is not None)
@@ -150,6 +152,7 @@ async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIte
             port = server.add_secure_port(config.listen, credentials)
     except RuntimeError:
         await hub.stop()
+        await _close_bank(hub)
         raise SystemExit(f"error: cannot listen on {config.listen}") from None
     await server.start()
     for name in ("", *SERVICE_NAMES):
@@ -167,6 +170,12 @@ async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIte
         hub.blocklist_feed.close()  # blocklist streams end now (UNAVAILABLE: reconnect), not at the grace
         await server.stop(config.grace_seconds)  # in-flight calls finish, new ones are refused
         await hub.stop()  # the writer flushes
+        await _close_bank(hub)
+
+
+async def _close_bank(hub: Hub) -> None:
+    if hub.bank is not None:
+        await hub.bank.close()
 
 
 async def keep_collections_short(every_s: float = 1.0, full_every_s: float = 3600.0) -> None:
