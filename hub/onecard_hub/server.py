@@ -19,6 +19,7 @@ from onecard.auth.v1 import authorization_service_pb2, authorization_service_pb2
 from onecard.cardoffice.v1 import card_office_service_pb2, card_office_service_pb2_grpc
 from onecard.ecard.v1 import ecard_service_pb2, ecard_service_pb2_grpc
 from onecard.exam.v1 import exam_service_pb2, exam_service_pb2_grpc
+from onecard.grants.v1 import grant_service_pb2, grant_service_pb2_grpc
 from onecard.library.v1 import library_service_pb2, library_service_pb2_grpc
 from onecard.records.v1 import student_records_service_pb2, student_records_service_pb2_grpc
 from onecard.terminal.v1 import terminal_service_pb2, terminal_service_pb2_grpc
@@ -28,6 +29,7 @@ from onecard_hub.api.card_office import CardOfficeServicer
 from onecard_hub.api.ecard import ECardServicer
 from onecard_hub.api.errors import ErrorInterceptor
 from onecard_hub.api.exam import ExamAdminServicer, ExamServicer
+from onecard_hub.api.grants import GrantServicer
 from onecard_hub.api.identity import Identity
 from onecard_hub.api.library import LibraryAdminServicer, LibraryServicer
 from onecard_hub.api.student_records import StudentRecordsServicer
@@ -37,6 +39,8 @@ from onecard_hub.cardsys_feed import CardsysFeed, start_cardsys_feed
 from onecard_hub.config import HubConfig
 from onecard_hub.domain.clock import Clock
 from onecard_hub.domain.misuse import MisuseRules
+from onecard_hub.grants.bank_port import GrantBank
+from onecard_hub.grants.runtime import Grants, start_grants
 from onecard_hub.hub import Hub
 from onecard_hub.security.keys import HubKeys
 from onecard_hub.security.pki import PkiError, load_server_tls
@@ -54,6 +58,7 @@ SERVICE_NAMES = (
     ecard_service_pb2.DESCRIPTOR.services_by_name["ECardService"].full_name,
     card_office_service_pb2.DESCRIPTOR.services_by_name["CardOfficeService"].full_name,
     student_records_service_pb2.DESCRIPTOR.services_by_name["StudentRecordsService"].full_name,
+    grant_service_pb2.DESCRIPTOR.services_by_name["GrantService"].full_name,
     *(library_service_pb2.DESCRIPTOR.services_by_name[n].full_name for n in LIBRARY_SERVICES),
     *(exam_service_pb2.DESCRIPTOR.services_by_name[n].full_name for n in EXAM_SERVICES),
 )
@@ -75,6 +80,7 @@ class RunningHub:
 
     tls: bool = False
     cardsys_feed: CardsysFeed | None = None  # with --cardsys: the provincial card system's feed
+    grants: Grants | None = None  # grants (grants/): the book, and the payer when a bank is known
 
     @property
     def target(self) -> str:
@@ -95,8 +101,11 @@ def _server_credentials(config: HubConfig) -> grpc.ServerCredentials | None:
 
 
 @asynccontextmanager
-async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIterator[RunningHub]:
-    """Starts a hub on `config.listen` (port 0 picks a free one); stops it gracefully on exit."""
+async def running_hub(
+    config: HubConfig, clock: Clock | None = None, *, grant_bank: GrantBank | None = None
+) -> AsyncIterator[RunningHub]:
+    """Starts a hub on `config.listen` (port 0 picks a free one); stops it gracefully on exit.
+    `grant_bank`: what pays grants (default: BankService at the configured bank, if any)."""
     clock = clock if clock is not None else config.make_clock()
     credentials = _server_credentials(config)
     keys = HubKeys.load(config.keys)
@@ -140,6 +149,10 @@ async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIte
     student_records_service_pb2_grpc.add_StudentRecordsServiceServicer_to_server(
         StudentRecordsServicer(hub, fingerprint, identity), server
     )
+    grants = await start_grants(hub, getattr(config, "bank", ""), grant_bank)  # `bank`: --bank HOST:PORT
+    grant_service_pb2_grpc.add_GrantServiceServicer_to_server(
+        GrantServicer(hub, grants, fingerprint, identity), server
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -151,13 +164,14 @@ async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIte
         else:
             port = server.add_secure_port(config.listen, credentials)
     except RuntimeError:
+        await grants.stop()
         await hub.stop()
         await _close_bank(hub)
         raise SystemExit(f"error: cannot listen on {config.listen}") from None
     await server.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    running = RunningHub(hub, server, port, health_servicer, tls=credentials is not None)
+    running = RunningHub(hub, server, port, health_servicer, tls=credentials is not None, grants=grants)
     if config.cardsys:
         running.cardsys_feed = await start_cardsys_feed(hub, config.cardsys, health_servicer)
     try:
@@ -169,6 +183,7 @@ async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIte
             await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         hub.blocklist_feed.close()  # blocklist streams end now (UNAVAILABLE: reconnect), not at the grace
         await server.stop(config.grace_seconds)  # in-flight calls finish, new ones are refused
+        await grants.stop()
         await hub.stop()  # the writer flushes
         await _close_bank(hub)
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from onecard_client._async_client import AdminClient, ECardClient, StudentRecordsClient, TerminalClient
     from onecard_client._card_office import CardOfficeClient
     from onecard_client._config import ClientConfig, RetryConfig, TLSConfig
+    from onecard_client._grants import GrantsClient
     from onecard_client._scenes import ExamAdminClient, LibraryAdminClient
     from onecard_client.errors import (
         AlreadyExistsError,
@@ -43,6 +44,7 @@ __all__ = [
     "ECardClient",
     "ExamAdminClient",
     "FailedPreconditionError",
+    "GrantsClient",
     "HubTime",
     "InternalError",
     "InvalidArgumentError",
@@ -67,6 +69,7 @@ _HOMES = {
     "CardOfficeClient": "_card_office",
     "ECardClient": "_async_client",
     "ExamAdminClient": "_scenes",
+    "GrantsClient": "_grants",
     "LibraryAdminClient": "_scenes",
     "StudentRecordsClient": "_async_client",
     "TerminalClient": "_async_client",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from onecard_client._card_office_sync import CardOfficeClient
 from onecard_client._config import ClientConfig, RetryConfig, TLSConfig
+from onecard_client._grants_sync import GrantsClient
 from onecard_client._scenes_sync import ExamAdminClient, LibraryAdminClient
 from onecard_client._sync_client import AdminClient, ECardClient, StudentRecordsClient, TerminalClient
 
@@ -20,6 +21,7 @@ __all__ = [
     "ClientConfig",
     "ECardClient",
     "ExamAdminClient",
+    "GrantsClient",
     "LibraryAdminClient",
     "RetryConfig",
     "StudentRecordsClient",

@@ -96,6 +96,10 @@ class Batch:
     blocklist: list[BlocklistChange] = field(default_factory=list)
     misuse: list[MisuseSignal] = field(default_factory=list)  # with the tap that raised them
     cardsys: list[CardsysChangeRow] = field(default_factory=list)  # the provincial feed (cardsys_feed.py)
+    # Grants (grants/): batches and items (upsert), advance notices (store/grant_rows.py).
+    grant_batches: list[GrantBatchRow] = field(default_factory=list)
+    grant_items: list[GrantItemRow] = field(default_factory=list)
+    grant_notices: list[GrantNoticeRow] = field(default_factory=list)
 
     def __len__(self) -> int:
         return (
@@ -117,6 +121,9 @@ class Batch:
             + len(self.blocklist)
             + len(self.misuse)
             + len(self.cardsys)
+            + len(self.grant_batches)
+            + len(self.grant_items)
+            + len(self.grant_notices)
         )
 
     def extend(self, other: Batch) -> None:
@@ -140,6 +147,9 @@ class Batch:
         self.blocklist.extend(other.blocklist)
         self.misuse.extend(other.misuse)
         self.cardsys.extend(other.cardsys)
+        self.grant_batches.extend(other.grant_batches)
+        self.grant_items.extend(other.grant_items)
+        self.grant_notices.extend(other.grant_notices)
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,6 +372,9 @@ class Snapshot:
     tap_counts: list[TapCountRow] = field(default_factory=list)
     card_last_used: dict[str, int] = field(default_factory=dict)
     cardsys_version: int = 0  # the last provincial feed version applied (cardsys_feed.py)
+    grant_batches: list[GrantBatchRow] = field(default_factory=list)  # every batch
+    grant_items: list[GrantItemRow] = field(default_factory=list)  # every item, in line order
+    grant_notices: list[GrantNoticeRow] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -381,3 +394,43 @@ class LedgerTotals:
     sum_fen: int
     transfer_count: int
     by_kind: list[tuple[str, int, int]]  # kind, accounts, balance
+
+
+@dataclass(frozen=True, slots=True)
+class GrantBatchRow:
+    school_id: str
+    batch_id: str
+    grant_type: int
+    academic_year: str
+    status: int
+    submitted_by: str
+    approved_by: str
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class GrantItemRow:
+    school_id: str
+    batch_id: str
+    student_id: str
+    line_no: int
+    amount_fen: int
+    status: int
+    fail_reason: int
+    attempts: int
+    transfer_id: str
+    bank_code: str
+    card_no: str
+    updated_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class GrantNoticeRow:
+    school_id: str
+    batch_id: str
+    student_id: str
+    name_masked: str
+    grant_type: int
+    amount_fen: int
+    created_ms: int
+    message: str

@@ -300,6 +300,48 @@ MIGRATIONS: tuple[str, ...] = (
         outcome     TEXT NOT NULL
     );
     """,
+    # grants (奖助学金, issue 5, grants/): batches, their items (one per student: the current bank
+    # transfer id is written before the bank is called), and the advance notices to students whose
+    # bank function is not activated.
+    """
+    CREATE TABLE grant_batches (
+        school_id     TEXT NOT NULL,
+        batch_id      TEXT NOT NULL,
+        grant_type    INTEGER NOT NULL,
+        academic_year TEXT NOT NULL,
+        status        INTEGER NOT NULL,
+        submitted_by  TEXT NOT NULL,
+        approved_by   TEXT NOT NULL,
+        created_ms    INTEGER NOT NULL,
+        PRIMARY KEY (school_id, batch_id)
+    );
+    CREATE TABLE grant_items (
+        school_id   TEXT NOT NULL,
+        batch_id    TEXT NOT NULL,
+        student_id  TEXT NOT NULL,
+        line_no     INTEGER NOT NULL,
+        amount_fen  INTEGER NOT NULL CHECK (amount_fen > 0),
+        status      INTEGER NOT NULL,
+        fail_reason INTEGER NOT NULL,
+        attempts    INTEGER NOT NULL,
+        transfer_id TEXT NOT NULL,
+        bank_code   TEXT NOT NULL,
+        card_no     TEXT NOT NULL,
+        updated_ms  INTEGER NOT NULL,
+        PRIMARY KEY (school_id, batch_id, student_id)
+    );
+    CREATE TABLE grant_notices (
+        school_id   TEXT NOT NULL,
+        batch_id    TEXT NOT NULL,
+        student_id  TEXT NOT NULL,
+        name_masked TEXT NOT NULL,
+        grant_type  INTEGER NOT NULL,
+        amount_fen  INTEGER NOT NULL,
+        created_ms  INTEGER NOT NULL,
+        message     TEXT NOT NULL,
+        PRIMARY KEY (school_id, batch_id, student_id)
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
