@@ -22,6 +22,7 @@ from onecard.exam.v1 import exam_service_pb2, exam_service_pb2_grpc
 from onecard.grants.v1 import grant_service_pb2, grant_service_pb2_grpc
 from onecard.library.v1 import library_service_pb2, library_service_pb2_grpc
 from onecard.records.v1 import student_records_service_pb2, student_records_service_pb2_grpc
+from onecard.settlement.v1 import settlement_service_pb2, settlement_service_pb2_grpc
 from onecard.terminal.v1 import terminal_service_pb2, terminal_service_pb2_grpc
 from onecard_hub.api.admin import AdminServicer
 from onecard_hub.api.authorization import AuthorizationServicer
@@ -32,6 +33,7 @@ from onecard_hub.api.exam import ExamAdminServicer, ExamServicer
 from onecard_hub.api.grants import GrantServicer
 from onecard_hub.api.identity import Identity
 from onecard_hub.api.library import LibraryAdminServicer, LibraryServicer
+from onecard_hub.api.settlement import SettlementServicer
 from onecard_hub.api.student_records import StudentRecordsServicer
 from onecard_hub.api.terminal import TerminalServicer
 from onecard_hub.bank.gateway import BankGateway
@@ -45,6 +47,7 @@ from onecard_hub.hub import Hub
 from onecard_hub.security.keys import HubKeys
 from onecard_hub.security.pki import PkiError, load_server_tls
 from onecard_hub.security.protect import RequestFingerprint
+from onecard_hub.settlement.runtime import Settlement, start_settlement
 from onecard_hub.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,7 @@ SERVICE_NAMES = (
     card_office_service_pb2.DESCRIPTOR.services_by_name["CardOfficeService"].full_name,
     student_records_service_pb2.DESCRIPTOR.services_by_name["StudentRecordsService"].full_name,
     grant_service_pb2.DESCRIPTOR.services_by_name["GrantService"].full_name,
+    settlement_service_pb2.DESCRIPTOR.services_by_name["SettlementService"].full_name,
     *(library_service_pb2.DESCRIPTOR.services_by_name[n].full_name for n in LIBRARY_SERVICES),
     *(exam_service_pb2.DESCRIPTOR.services_by_name[n].full_name for n in EXAM_SERVICES),
 )
@@ -81,6 +85,7 @@ class RunningHub:
     tls: bool = False
     cardsys_feed: CardsysFeed | None = None  # with --cardsys: the provincial card system's feed
     grants: Grants | None = None  # grants (grants/): the book, and the payer when a bank is known
+    settlement: Settlement | None = None  # settlement/: merchants' days, wallet refunds, reconciliation
 
     @property
     def target(self) -> str:
@@ -153,6 +158,10 @@ async def running_hub(
     grant_service_pb2_grpc.add_GrantServiceServicer_to_server(
         GrantServicer(hub, grants, fingerprint, identity), server
     )
+    settlement = await start_settlement(hub, hub.bank)  # pays and reconciles through hub.bank
+    settlement_service_pb2_grpc.add_SettlementServiceServicer_to_server(
+        SettlementServicer(hub, settlement, fingerprint, identity), server
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -172,6 +181,7 @@ async def running_hub(
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = RunningHub(hub, server, port, health_servicer, tls=credentials is not None, grants=grants)
+    running.settlement = settlement
     if config.cardsys:
         running.cardsys_feed = await start_cardsys_feed(hub, config.cardsys, health_servicer)
     try:

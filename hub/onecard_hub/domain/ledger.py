@@ -29,6 +29,8 @@ class TransferKind(enum.StrEnum):
     OFFLINE_PURCHASE = "offline_purchase"
     GRANT_PAYMENT = "grant_payment"  # 奖助学金: grant pool → bank clearing, a grant item paid to the bank account
     GRANT_RETURN = "grant_return"  # bank clearing → grant pool, a paid grant item sent back (退回)
+    MERCHANT_SETTLEMENT = "merchant_settlement"  # merchant → bank clearing: a day's takings paid out
+    WALLET_REFUND = "wallet_refund"  # wallet → bank clearing: a leaving student's balance paid out
 
 
 @dataclass(slots=True)

@@ -70,7 +70,7 @@ def parse_business_date(text: str) -> date:
             return date.fromisoformat(stripped)
     except ValueError:
         pass
-    raise BusinessDateError(f"business_date {text!r} is not a date as YYYY-MM-DD")
+    raise BusinessDateError(f"{text!r} is not a date as YYYY-MM-DD")
 
 
 def day_bounds_ms(day: date) -> tuple[int, int]:

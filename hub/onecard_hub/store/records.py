@@ -100,6 +100,10 @@ class Batch:
     grant_batches: list[GrantBatchRow] = field(default_factory=list)
     grant_items: list[GrantItemRow] = field(default_factory=list)
     grant_notices: list[GrantNoticeRow] = field(default_factory=list)
+    # Settlement (settlement/): merchant settlements and wallet refunds (upsert by transfer purpose),
+    # reconciliation reports (upsert by bank and date) (store/settlement_rows.py).
+    payments: list[PaymentRow] = field(default_factory=list)
+    reconciliations: list[ReconciliationRow] = field(default_factory=list)
 
     def __len__(self) -> int:
         return (
@@ -124,6 +128,8 @@ class Batch:
             + len(self.grant_batches)
             + len(self.grant_items)
             + len(self.grant_notices)
+            + len(self.payments)
+            + len(self.reconciliations)
         )
 
     def extend(self, other: Batch) -> None:
@@ -150,6 +156,8 @@ class Batch:
         self.grant_batches.extend(other.grant_batches)
         self.grant_items.extend(other.grant_items)
         self.grant_notices.extend(other.grant_notices)
+        self.payments.extend(other.payments)
+        self.reconciliations.extend(other.reconciliations)
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,6 +383,8 @@ class Snapshot:
     grant_batches: list[GrantBatchRow] = field(default_factory=list)  # every batch
     grant_items: list[GrantItemRow] = field(default_factory=list)  # every item, in line order
     grant_notices: list[GrantNoticeRow] = field(default_factory=list)
+    payments: list[PaymentRow] = field(default_factory=list)  # settlement/: every payment
+    reconciliations: list[ReconciliationRow] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -434,3 +444,40 @@ class GrantNoticeRow:
     amount_fen: int
     created_ms: int
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRow:
+    """A payment to a bank account (settlement/): a merchant's day or a leaving student's wallet.
+    One row per purpose (`payment_key`); `transfer_id` is the current attempt's, written before the call."""
+
+    payment_key: str  # stl-<date>-<merchant> or wrf-<student>
+    purpose: str  # merchant_settlement, wallet_refund
+    party_id: str  # merchant_id or student_id
+    school_id: str
+    business_date: str  # the takings' date (settlement); "" for a refund
+    booked_date: str  # the date sent to the bank with the current attempt (its statement's date)
+    bank_code: str
+    payee: str  # account_no (merchant) or card_no (student)
+    amount_fen: int
+    sales_fen: int
+    sales_count: int
+    given_back_fen: int
+    given_back_count: int
+    status: str  # domain.settlement.PaymentStatus
+    failure: str
+    attempts: int
+    transfer_id: str
+    updated_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciliationRow:
+    """A stored reconciliation report (对账) of one bank and business date; `report` is the
+    ReconciliationReport message as sent to callers."""
+
+    bank_code: str
+    business_date: str
+    unexplained: int
+    report: bytes
+    created_ms: int

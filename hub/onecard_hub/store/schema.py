@@ -342,6 +342,39 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (school_id, batch_id, student_id)
     );
     """,
+    # settlement (issue 5, settlement/): payments to bank accounts — a merchant's day, a leaving
+    # student's wallet — one row per purpose, the current attempt's transfer id written before the
+    # bank is called; reconciliation reports (对账) per bank and business date.
+    """
+    CREATE TABLE settlement_payments (
+        payment_key      TEXT PRIMARY KEY,
+        purpose          TEXT NOT NULL,
+        party_id         TEXT NOT NULL,
+        school_id        TEXT NOT NULL,
+        business_date    TEXT NOT NULL,
+        booked_date      TEXT NOT NULL,
+        bank_code        TEXT NOT NULL,
+        payee            TEXT NOT NULL,
+        amount_fen       INTEGER NOT NULL,
+        sales_fen        INTEGER NOT NULL,
+        sales_count      INTEGER NOT NULL,
+        given_back_fen   INTEGER NOT NULL,
+        given_back_count INTEGER NOT NULL,
+        status           TEXT NOT NULL,
+        failure          TEXT NOT NULL,
+        attempts         INTEGER NOT NULL,
+        transfer_id      TEXT NOT NULL,
+        updated_ms       INTEGER NOT NULL
+    );
+    CREATE TABLE reconciliation_reports (
+        bank_code     TEXT NOT NULL,
+        business_date TEXT NOT NULL,
+        unexplained   INTEGER NOT NULL,
+        report        BLOB NOT NULL,
+        created_ms    INTEGER NOT NULL,
+        PRIMARY KEY (bank_code, business_date)
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
