@@ -41,7 +41,6 @@ from onecard_hub.cardsys_feed import CardsysFeed, start_cardsys_feed
 from onecard_hub.config import HubConfig
 from onecard_hub.domain.clock import Clock
 from onecard_hub.domain.misuse import MisuseRules
-from onecard_hub.grants.bank_port import GrantBank
 from onecard_hub.grants.runtime import Grants, start_grants
 from onecard_hub.hub import Hub
 from onecard_hub.security.keys import HubKeys
@@ -106,11 +105,8 @@ def _server_credentials(config: HubConfig) -> grpc.ServerCredentials | None:
 
 
 @asynccontextmanager
-async def running_hub(
-    config: HubConfig, clock: Clock | None = None, *, grant_bank: GrantBank | None = None
-) -> AsyncIterator[RunningHub]:
-    """Starts a hub on `config.listen` (port 0 picks a free one); stops it gracefully on exit.
-    `grant_bank`: what pays grants (default: BankService at the configured bank, if any)."""
+async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIterator[RunningHub]:
+    """Starts a hub on `config.listen` (port 0 picks a free one); stops it gracefully on exit."""
     clock = clock if clock is not None else config.make_clock()
     credentials = _server_credentials(config)
     keys = HubKeys.load(config.keys)
@@ -154,7 +150,7 @@ async def running_hub(
     student_records_service_pb2_grpc.add_StudentRecordsServiceServicer_to_server(
         StudentRecordsServicer(hub, fingerprint, identity), server
     )
-    grants = await start_grants(hub, getattr(config, "bank", ""), grant_bank)  # `bank`: --bank HOST:PORT
+    grants = await start_grants(hub)  # pays through hub.bank when there is one
     grant_service_pb2_grpc.add_GrantServiceServicer_to_server(
         GrantServicer(hub, grants, fingerprint, identity), server
     )

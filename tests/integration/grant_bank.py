@@ -16,7 +16,7 @@ import grpc
 from onecard.bank.v1 import bank_service_pb2 as pb
 from onecard.bank.v1 import bank_service_pb2_grpc as pb_grpc
 
-REJECTS = {
+REJECTS: dict[pb.AccountState.ValueType, pb.RejectReason.ValueType] = {
     pb.ACCOUNT_STATE_NOT_ACTIVATED: pb.REJECT_REASON_NOT_ACTIVATED,
     pb.ACCOUNT_STATE_FROZEN: pb.REJECT_REASON_ACCOUNT_FROZEN,
     pb.ACCOUNT_STATE_CLOSED: pb.REJECT_REASON_ACCOUNT_CLOSED,
@@ -27,13 +27,15 @@ REJECTS = {
 class Transfer:
     card_no: str
     amount_fen: int
-    status: int
-    reject_reason: int = 0
+    status: pb.TransferStatus.ValueType
+    reject_reason: pb.RejectReason.ValueType = pb.REJECT_REASON_UNSPECIFIED
 
 
 @dataclass
 class FakeBank(pb_grpc.BankServiceServicer):
-    states: dict[str, int] = field(default_factory=dict)  # card_no → AccountState (default ACTIVE)
+    states: dict[str, pb.AccountState.ValueType] = field(
+        default_factory=dict
+    )  # card_no → AccountState (default ACTIVE)
     balances: dict[str, int] = field(default_factory=dict)
     transfers: dict[str, Transfer] = field(default_factory=dict)
     credits_applied: dict[str, int] = field(default_factory=dict)  # transfer_id → times applied
@@ -78,7 +80,7 @@ class FakeBank(pb_grpc.BankServiceServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, "injected dropped reply")
         return pb.CreditResponse(
             transfer_id=request.transfer_id, status=t.status, reject_reason=t.reject_reason
-        )  # type: ignore[arg-type]
+        )
 
     async def GetTransfer(
         self, request: pb.GetTransferRequest, context: grpc.aio.ServicerContext
@@ -92,8 +94,8 @@ class FakeBank(pb_grpc.BankServiceServicer):
             )
         return pb.GetTransferResponse(
             transfer_id=request.transfer_id,
-            status=t.status,  # type: ignore[arg-type]
-            reject_reason=t.reject_reason,  # type: ignore[arg-type]
+            status=t.status,
+            reject_reason=t.reject_reason,
             amount_fen=t.amount_fen,
         )
 
@@ -112,7 +114,36 @@ class FakeBank(pb_grpc.BankServiceServicer):
             return pb.ReverseResponse(
                 reversal_id=request.reversal_id, status=pb.TRANSFER_STATUS_REVERSED, reversed_fen=t.amount_fen
             )
-        return pb.ReverseResponse(reversal_id=request.reversal_id, status=t.status)  # type: ignore[arg-type]
+        return pb.ReverseResponse(reversal_id=request.reversal_id, status=t.status)
+
+    # Not used by grants: refused, so a test that needs them notices.
+    async def Debit(self, request: pb.DebitRequest, context: grpc.aio.ServicerContext) -> pb.DebitResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not in the grant tests' bank")
+        raise AssertionError
+
+    async def GetAccount(
+        self, request: pb.GetAccountRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetAccountResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not in the grant tests' bank")
+        raise AssertionError
+
+    async def OpenAccount(
+        self, request: pb.OpenAccountRequest, context: grpc.aio.ServicerContext
+    ) -> pb.OpenAccountResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not in the grant tests' bank")
+        raise AssertionError
+
+    async def CloseAccount(
+        self, request: pb.CloseAccountRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CloseAccountResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not in the grant tests' bank")
+        raise AssertionError
+
+    async def GetStatement(
+        self, request: pb.GetStatementRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetStatementResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not in the grant tests' bank")
+        raise AssertionError
 
 
 @asynccontextmanager

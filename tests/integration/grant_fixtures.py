@@ -8,13 +8,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import grpc
-
 from onecard.grants.v1 import grant_service_pb2 as pb
 from onecard_client import ClientConfig, GrantsClient
 from onecard_hub.domain.clock import ManualClock
-from onecard_hub.domain.model import CardStatus, Enrollment
-from onecard_hub.grants.bank_port import StubBank
+from onecard_hub.domain.model import BankStatus, CardStatus, Enrollment
 from onecard_hub.grants.batches import current_card
 from onecard_hub.server import RunningHub, running_hub
 from tests.conftest import hub_config
@@ -24,27 +21,26 @@ YEAR = "2026-2027-1"
 
 
 @asynccontextmanager
-async def hub_with_bank(
-    campus_dir: Path, clock: ManualClock, bank_target: str, deadline_s: float = 1.0
-) -> AsyncIterator[RunningHub]:
-    channel = grpc.aio.insecure_channel(bank_target)
-    try:
-        async with running_hub(
-            hub_config(campus_dir), clock, grant_bank=StubBank(channel, deadline_s)
-        ) as hub:
-            yield hub
-    finally:
-        await channel.close()
+async def hub_with_bank(campus_dir: Path, clock: ManualClock, bank_target: str) -> AsyncIterator[RunningHub]:
+    """A hub serving `--bank bank_target`: its gateway pays the grants."""
+    async with running_hub(hub_config(campus_dir, bank=bank_target), clock) as hub:
+        yield hub
 
 
 def students_with_cards(hub: RunningHub, school_id: str, count: int) -> list[tuple[str, str]]:
-    """(student_id, card_no) of enrolled students of the school with a usable card."""
+    """(student_id, card_no) of enrolled students of the school with a usable card whose bank
+    function is active."""
     found = []
     for student in hub.hub.campus.students.values():
         if student.school_id != school_id or student.enrollment != Enrollment.ENROLLED:
             continue
         card = current_card(hub.hub, student)
-        if card is not None and card.status == CardStatus.ACTIVE and card.bank_code:
+        if (
+            card
+            and card.status == CardStatus.ACTIVE
+            and card.bank_status == BankStatus.ACTIVE
+            and card.bank_code
+        ):
             found.append((student.student_id, card.card_no))
     return sorted(found)[:count]
 

@@ -1,6 +1,6 @@
 """GrantService (奖助学金) on a real hub paying into a bank: a batch paid, advance notice and
 FAILED items for students without an activated bank function, retry after activation, RETURNED,
-and the ledger's grant pool and bank clearing."""
+the ledger's grant pool and bank clearing, and the coverage report."""
 
 from __future__ import annotations
 
@@ -118,3 +118,43 @@ async def test_a_returned_credit_is_booked_back_to_the_pool(campus_dir: Path, cl
         assert statuses == {people[0][0]: pb.ITEM_STATUS_RETURNED, people[1][0]: pb.ITEM_STATUS_PAID}
         assert balance(hub, AccountKind.GRANT_POOL, school) == pool_before - 80_000
         assert hub.hub.campus.ledger.total_fen() == 0
+
+
+async def test_coverage_shows_which_groups_got_each_grant_type(campus_dir: Path, clock: ManualClock) -> None:
+    async with running_fake_bank(FakeBank()) as target, hub_with_bank(campus_dir, clock, target) as hub:
+        school = sorted(hub.hub.campus.schools)[0]
+        with_cards = dict(students_with_cards(hub, school, 1000))
+        boarders = [
+            s.student_id
+            for s in hub.hub.campus.students.values()
+            if s.student_id in with_cards and s.group.value == "boarder"
+        ][:3]
+        async with grants_client(hub) as client:
+            await client.submit_grant_batch(
+                "cv-1", school, "CV", GRANT, YEAR, [(s, 100_000) for s in boarders]
+            )
+            await client.approve_grant_batch("cv-2", school, "CV")
+            await until_done(client, school, "CV")
+            report = await client.get_grant_coverage(school, YEAR)
+            other_year = await client.get_grant_coverage(school, "2025-2026")
+    cells = {(c.grant_type, c.group): c for c in report.cells}
+    assert (
+        cells[(GRANT, pb.STUDENT_GROUP_BOARDER)].paid_students,
+        cells[(GRANT, pb.STUDENT_GROUP_BOARDER)].paid_fen,
+    ) == (
+        3,
+        300_000,
+    )
+    assert (
+        cells[(GRANT, pb.STUDENT_GROUP_DAY)].paid_students
+        == 0
+        < cells[(GRANT, pb.STUDENT_GROUP_DAY)].students
+    )
+    assert set(report.types_not_covered) == {
+        pb.GRANT_TYPE_NATIONAL_SCHOLARSHIP,
+        pb.GRANT_TYPE_PROVINCIAL_SCHOLARSHIP,
+        pb.GRANT_TYPE_SCHOOL_AWARD,
+    }
+    gaps = {(c.grant_type, c.group) for c in report.gaps}
+    assert (GRANT, pb.STUDENT_GROUP_DAY) in gaps and (GRANT, pb.STUDENT_GROUP_BOARDER) not in gaps
+    assert len(other_year.types_not_covered) == 4

@@ -52,7 +52,8 @@ def _clearing(hub: RunningHub) -> int:
 
 
 class HangingBank(FakeBank):
-    """Applies a credit, then never answers until released (the hub stops meanwhile)."""
+    """Applies a credit, then answers nothing (credit or inquiry) until released: the hub stops
+    while every credit is applied and unanswered."""
 
     release: asyncio.Event
 
@@ -63,6 +64,12 @@ class HangingBank(FakeBank):
         await self.release.wait()
         return response
 
+    async def GetTransfer(
+        self, request: bank_pb.GetTransferRequest, context: grpc.aio.ServicerContext
+    ) -> bank_pb.GetTransferResponse:
+        await self.release.wait()
+        return await super().GetTransfer(request, context)
+
 
 async def test_a_restart_settles_uncertain_items_without_paying_twice(
     campus_dir: Path, clock: ManualClock
@@ -70,7 +77,7 @@ async def test_a_restart_settles_uncertain_items_without_paying_twice(
     bank = HangingBank()
     bank.release = asyncio.Event()
     async with running_fake_bank(bank) as target:
-        async with hub_with_bank(campus_dir, clock, target, deadline_s=30.0) as hub:
+        async with hub_with_bank(campus_dir, clock, target) as hub:
             school = sorted(hub.hub.campus.schools)[0]
             people = students_with_cards(hub, school, 3)
             async with grants_client(hub) as client:

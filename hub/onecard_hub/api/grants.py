@@ -37,8 +37,8 @@ def batch_pb(hub: Hub, batch: GrantBatch) -> pb.GrantBatch:
                 student_id=item.student_id,
                 name_masked=student.name_masked if student else "",
                 amount_fen=item.amount_fen,
-                status=int(item.status),
-                fail_reason=int(item.fail_reason),
+                status=pb.ItemStatus.ValueType(item.status),
+                fail_reason=pb.FailReason.ValueType(item.fail_reason),
                 attempts=item.attempts,
                 transfer_id=item.transfer_id,
                 bank_code=item.bank_code,
@@ -47,13 +47,17 @@ def batch_pb(hub: Hub, batch: GrantBatch) -> pb.GrantBatch:
     return pb.GrantBatch(
         school_id=batch.school_id,
         batch_id=batch.batch_id,
-        grant_type=int(batch.grant_type),
+        grant_type=pb.GrantType.ValueType(batch.grant_type),
         academic_year=batch.academic_year,
-        status=int(batch.status),
+        status=pb.BatchStatus.ValueType(batch.status),
         submitted_by=batch.submitted_by,
         approved_by=batch.approved_by,
         total_fen=batch.total_fen,
-        totals=[pb.StatusTotal(status=int(s), count=c, sum_fen=f) for s, (c, f) in totals.items() if c],
+        totals=[
+            pb.StatusTotal(status=pb.ItemStatus.ValueType(s), count=c, sum_fen=f)
+            for s, (c, f) in totals.items()
+            if c
+        ],
         items=items,
     )
 
@@ -64,7 +68,7 @@ def _notification(n: Notification) -> pb.Notification:
         batch_id=n.batch_id,
         student_id=n.student_id,
         name_masked=n.name_masked,
-        grant_type=int(n.grant_type),
+        grant_type=pb.GrantType.ValueType(n.grant_type),
         amount_fen=n.amount_fen,
         created_ms=n.created_ms,
         message=n.message,
@@ -73,8 +77,8 @@ def _notification(n: Notification) -> pb.Notification:
 
 def _cell(c: CoverageCell) -> pb.CoverageCell:
     return pb.CoverageCell(
-        grant_type=int(c.grant_type),
-        group=int(c.group),
+        grant_type=pb.GrantType.ValueType(c.grant_type),
+        group=pb.StudentGroup.ValueType(c.group),
         students=c.students,
         paid_students=c.paid_students,
         paid_fen=c.paid_fen,
@@ -96,7 +100,12 @@ class GrantServicer(pb_grpc.GrantServiceServicer):
             accepted=s.accepted,
             batch=batch_pb(self._hub, s.batch) if s.batch is not None else None,
             errors=[
-                pb.LineError(line=e.line, student_id=e.student_id, problem=int(e.problem), message=e.message)
+                pb.LineError(
+                    line=e.line,
+                    student_id=e.student_id,
+                    problem=pb.LineProblem.ValueType(e.problem),
+                    message=e.message,
+                )
                 for e in s.errors
             ],
             notified=s.notified,
@@ -218,7 +227,7 @@ class GrantServicer(pb_grpc.GrantServiceServicer):
         )
         return pb.GetGrantCoverageResponse(
             cells=[_cell(c) for c in cells],
-            types_not_covered=[int(t) for t in not_covered],
+            types_not_covered=[pb.GrantType.ValueType(t) for t in not_covered],
             gaps=[_cell(c) for c in gaps],
         )
 

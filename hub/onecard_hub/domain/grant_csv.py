@@ -40,9 +40,14 @@ def parse_grant_csv(text: str, field: str = "csv") -> tuple[list[Line], list[Lin
     errors: list[LineError] = []
     for number, row in numbered[1:]:
         student_id = row[0].strip() if row else ""
-        if len(row) < 2 or len(row) > len(names):
+        if len(row) < 2 or len(row) > 3:
             errors.append(
-                LineError(number, student_id, LineProblem.MALFORMED_ROW, f"{len(row)} columns, expected 2")
+                LineError(
+                    number,
+                    student_id,
+                    LineProblem.MALFORMED_ROW,
+                    f"{len(row)} columns, expected student_id,amount_fen[,note]",
+                )
             )
             continue
         if not student_id:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from onecard_hub.domain.bank import RejectReason
 from onecard_hub.domain.model import BankStatus, Student
 
 MAX_ITEM_FEN = 100_000 * 100  # no single grant item above 100 000 yuan
@@ -206,25 +207,14 @@ def notice_text(batch: GrantBatch, item: GrantItem) -> str:
 # -- what a bank answer makes of an item ----------------------------------------------
 
 
-class BankAnswer(enum.IntEnum):
-    """The credit's status as the bank tells it (numbers of onecard.bank.v1.TransferStatus), plus
-    UNKNOWN: no answer (timeout, UNAVAILABLE, dropped reply)."""
-
-    UNKNOWN = 0
-    POSTED = 1
-    REJECTED = 2
-    REVERSED = 3
-    NOT_FOUND = 4
-    RETURNED = 5
-
-
-# onecard.bank.v1.RejectReason → FailReason
-REJECT_REASONS: dict[int, FailReason] = {
-    1: FailReason.ACCOUNT_NOT_FOUND,
-    2: FailReason.NOT_ACTIVATED,
-    3: FailReason.ACCOUNT_FROZEN,
-    4: FailReason.ACCOUNT_CLOSED,
-    7: FailReason.LIMIT_EXCEEDED,
+# What the bank's refusal means for the item (domain/bank.py RejectReason → FailReason); any
+# other refusal is for an operator to look at.
+REJECT_REASONS: dict[RejectReason, FailReason] = {
+    RejectReason.ACCOUNT_NOT_FOUND: FailReason.ACCOUNT_NOT_FOUND,
+    RejectReason.NOT_ACTIVATED: FailReason.NOT_ACTIVATED,
+    RejectReason.ACCOUNT_FROZEN: FailReason.ACCOUNT_FROZEN,
+    RejectReason.ACCOUNT_CLOSED: FailReason.ACCOUNT_CLOSED,
+    RejectReason.LIMIT_EXCEEDED: FailReason.LIMIT_EXCEEDED,
 }
 
 

@@ -12,7 +12,13 @@ from typing import TypeVar
 from google.protobuf.message import Message
 
 from onecard_hub.domain.enrollment import is_minor
-from onecard_hub.domain.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from onecard_hub.domain.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from onecard_hub.domain.grants import (
     ACADEMIC_YEAR,
     BATCH_ID,
@@ -252,7 +258,9 @@ async def retry_failed(
 def grant_coverage(
     hub: Hub, book: GrantBook, operator: Operator, school_id: str, academic_year: str
 ) -> tuple[list[CoverageCell], list[GrantType], list[CoverageCell]]:
-    if school_id or operator.school_id:
+    if operator.school_id and not school_id:
+        raise PermissionDenied("school_id: the whole province is for province administrators")
+    if school_id:
         check_school(hub, operator, school_id)
     on = today(hub)
     students = [

@@ -21,12 +21,13 @@ import contextlib
 import logging
 from datetime import date, timedelta
 
+from onecard_hub.bank.gateway import BankGateway
+from onecard_hub.domain.bank import BankOutcome
 from onecard_hub.domain.clock import business_day
 from onecard_hub.domain.grants import (
     GRANT_NAMES,
     MAX_ATTEMPTS,
     REJECT_REASONS,
-    BankAnswer,
     FailReason,
     GrantBatch,
     GrantItem,
@@ -34,7 +35,6 @@ from onecard_hub.domain.grants import (
     transfer_id,
 )
 from onecard_hub.domain.ledger import Account, AccountKind, TransferKind
-from onecard_hub.grants.bank_port import GrantBank
 from onecard_hub.grants.batches import current_card
 from onecard_hub.grants.book import GrantBook, batch_row, item_row
 from onecard_hub.hub import Hub
@@ -49,7 +49,7 @@ class GrantPayer:
         self,
         hub: Hub,
         book: GrantBook,
-        bank: GrantBank,
+        bank: BankGateway,
         *,
         concurrency: int = 8,
         backoff_s: float = 0.05,
@@ -129,34 +129,34 @@ class GrantPayer:
             )
             await self._commit(Batch(grant_items=[item_row(batch, item)]))  # durable before the call
             memo = f"{GRANT_NAMES[batch.grant_type]} {batch.academic_year} {batch.batch_id}"
-            outcome = await self._bank.credit(
-                item.transfer_id, item.bank_code, item.card_no, item.amount_fen, date_, memo
+            result = await self._bank.credit(
+                item.transfer_id, item.bank_code, item.amount_fen, date_, card_no=item.card_no, memo=memo
             )
         else:
-            outcome = await self._bank.inquire(item.bank_code, item.transfer_id)
+            result = await self._bank.get_transfer(item.bank_code, item.transfer_id)
         delay = self._backoff_s
         while True:
-            answer = outcome.answer
-            if answer == BankAnswer.POSTED:
+            answer = result.outcome
+            if answer == BankOutcome.POSTED:
                 await self._final(batch, item, ItemStatus.PAID, FailReason.NONE, [TransferKind.GRANT_PAYMENT])
                 return
-            if answer == BankAnswer.REJECTED:
-                reason = REJECT_REASONS.get(outcome.reject_reason, FailReason.MANUAL_REVIEW)
+            if answer == BankOutcome.REJECTED:
+                reason = REJECT_REASONS.get(result.reject_reason, FailReason.MANUAL_REVIEW)
                 await self._final(batch, item, ItemStatus.FAILED, reason, [])
                 return
-            if answer == BankAnswer.RETURNED:
+            if answer == BankOutcome.RETURNED:
                 kinds = [TransferKind.GRANT_PAYMENT, TransferKind.GRANT_RETURN]
                 await self._final(batch, item, ItemStatus.RETURNED, FailReason.NONE, kinds)
                 return
-            if answer == BankAnswer.REVERSED:
+            if answer == BankOutcome.REVERSED:
                 await self._void(batch, item)
                 return
-            if answer == BankAnswer.NOT_FOUND:
+            if answer == BankOutcome.NOT_FOUND:
                 reversal = f"R{item.transfer_id}"[:64]
                 await self._bank.reverse(reversal, item.bank_code, item.transfer_id, date_)
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._max_backoff_s)
-            outcome = await self._bank.inquire(item.bank_code, item.transfer_id)
+            result = await self._bank.get_transfer(item.bank_code, item.transfer_id)
 
     async def _void(self, batch: GrantBatch, item: GrantItem) -> None:
         """The attempt never moved money (reversed before or after it arrived)."""

@@ -1,12 +1,10 @@
-"""The grants part of a running hub: the book read at start, and the payer when a bank is known."""
+"""The grants part of a running hub: the book read at start, and the payer when the hub has a
+bank (`hub.bank`, the gateway made from --bank)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import grpc
-
-from onecard_hub.grants.bank_port import GrantBank, StubBank
 from onecard_hub.grants.book import GrantBook
 from onecard_hub.grants.payer import GrantPayer
 from onecard_hub.hub import Hub
@@ -19,7 +17,6 @@ from onecard_hub.store.sqlite import SqliteStore
 class Grants:
     book: GrantBook
     payer: GrantPayer | None = None
-    channel: grpc.aio.Channel | None = None
 
     def wake(self) -> None:
         if self.payer is not None:
@@ -28,21 +25,16 @@ class Grants:
     async def stop(self) -> None:
         if self.payer is not None:
             await self.payer.stop()
-        if self.channel is not None:
-            await self.channel.close()
 
 
-async def start_grants(hub: Hub, bank_target: str = "", bank: GrantBank | None = None) -> Grants:
-    """Reads every batch back; with a bank (`bank`, or BankService at `bank_target`) starts paying,
-    first settling what a restart left uncertain."""
+async def start_grants(hub: Hub) -> Grants:
+    """Reads every batch back; with a bank starts paying, first settling what a restart left
+    uncertain. Without one, approved batches wait (their items stay PENDING)."""
     snap = Snapshot()
     if isinstance(hub.store, SqliteStore):
         await load_grants(hub.store.db, snap)
     grants = Grants(GrantBook.from_snapshot(snap))
-    if bank is None and bank_target:
-        grants.channel = grpc.aio.insecure_channel(bank_target)
-        bank = StubBank(grants.channel)
-    if bank is not None:
-        grants.payer = GrantPayer(hub, grants.book, bank)
+    if hub.bank is not None:
+        grants.payer = GrantPayer(hub, grants.book, hub.bank)
         grants.payer.start()
     return grants
