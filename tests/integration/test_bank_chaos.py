@@ -11,8 +11,10 @@ started with `--bank` (real SQLite files in tmp_path):
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -20,6 +22,8 @@ import pytest
 from onecard.auth.v1 import authorization_service_pb2 as auth_pb
 from onecard.bank.v1 import bank_service_pb2 as bank_pb
 from onecard.bank.v1 import bank_service_pb2_grpc as bank_grpc
+from onecard.grants.v1 import grant_service_pb2 as grants_pb
+from onecard_client import AdminClient, ClientConfig, GrantsClient
 from onecard_client.campus import CampusCredentials
 from onecard_hub.domain.clock import ManualClock
 from onecard_hub.server import RunningHub, running_hub
@@ -30,6 +34,9 @@ bank_sim = pytest.importorskip("onecard_sim.bank", reason="the bank simulator (K
 
 ENTRY, BUY = auth_pb.SCENE_GATE_ENTRY, auth_pb.SCENE_CANTEEN_PURCHASE
 OUTAGE_S = 600.0
+ADMIN = "province-admin"
+YEAR = "2026-2027-1"
+FINAL_ITEM = {grants_pb.ITEM_STATUS_PAID, grants_pb.ITEM_STATUS_FAILED, grants_pb.ITEM_STATUS_RETURNED}
 
 
 async def set_faults(target: str, **faults: float | int) -> bank_pb.GetFaultsResponse:
@@ -82,3 +89,63 @@ async def test_with_the_bank_down_gates_and_canteens_keep_approving_from_wallets
             assert meal.balance_fen == before - 650
     still_down = await set_faults(bank.target, outage_s=OUTAGE_S)  # type: ignore[attr-defined]
     assert still_down.outage_left_s > 0  # the bank was down all along
+
+
+# -- 10% errors, 10% timeouts, 10% dropped replies --------------------------------------------------
+
+CHAOS = {"error_rate": 0.1, "timeout_rate": 0.1, "drop_reply_rate": 0.1, "seed": 5}
+BUSINESS_DATE = "2026-11-24"
+GRANT_FEN = 120_000
+FINAL_LIMIT_S = 90.0
+
+
+async def _clearing_and_sum(admin: AdminClient) -> tuple[int, int]:
+    summary = await admin.ledger_summary()
+    clearing = sum(t.balance_fen for t in summary.totals if t.kind == "bank_clearing")
+    return clearing, summary.sum_fen
+
+
+async def _until(what: str, check: Callable[[], Awaitable[bool]], limit_s: float = FINAL_LIMIT_S) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    while not await check():
+        assert loop.time() < deadline, f"{what}: not final within {limit_s:.0f} s"
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.slow
+async def test_grants_against_a_faulty_bank_end_final_and_money_is_conserved(
+    banked_hub: RunningHub, bank: object, creds: CampusCredentials
+) -> None:
+    running: Any = bank
+    school = creds.schools[0]
+    students = [c.student_id for c in creds.cards_of(school) if c.usable][:24]
+    config = ClientConfig(target=banked_hub.target)
+    async with AdminClient(ADMIN, config) as admin, GrantsClient(ADMIN, config) as grants:
+        clearing_before, _ = await _clearing_and_sum(admin)
+        bank_before = await running.store.total_fen()
+        await running.control.set_faults(**CHAOS)
+
+        items = [(student_id, GRANT_FEN) for student_id in students]
+        await grants.submit_grant_batch(
+            "chaos-g1", school, "CHAOS-1", grants_pb.GRANT_TYPE_NATIONAL_GRANT, YEAR, items
+        )
+        await grants.approve_grant_batch("chaos-g2", school, "CHAOS-1")
+
+        async def batch_done() -> bool:
+            batch = (await grants.get_grant_batch(school, "CHAOS-1")).batch
+            return batch.status == grants_pb.BATCH_STATUS_DONE
+
+        await _until("grant batch", batch_done)
+        faults = await running.control.clear_faults()
+        assert faults.counts  # faults were injected
+
+        batch = (await grants.get_grant_batch(school, "CHAOS-1")).batch
+        assert {i.status for i in batch.items} <= FINAL_ITEM
+        clearing_after, ledger_sum = await _clearing_and_sum(admin)
+        bank_after = await running.store.total_fen()
+    assert ledger_sum == 0
+    # DESIGN §10: the bank simulator's accounts changed by exactly the hub's bank clearing flows.
+    assert bank_after - bank_before == clearing_after - clearing_before
+    paid = sum(i.amount_fen for i in batch.items if i.status == grants_pb.ITEM_STATUS_PAID)
+    assert bank_after - bank_before == paid  # nothing paid twice
