@@ -39,7 +39,7 @@ YEAR = "2026-2027-1"
 FINAL_ITEM = {grants_pb.ITEM_STATUS_PAID, grants_pb.ITEM_STATUS_FAILED, grants_pb.ITEM_STATUS_RETURNED}
 
 
-async def set_faults(target: str, **faults: float | int) -> bank_pb.GetFaultsResponse:
+async def set_faults(target: str, **faults: Any) -> bank_pb.GetFaultsResponse:
     """BankControlService.SetFaults over a channel of its own (the tester's view of the simulator)."""
     async with grpc.aio.insecure_channel(target) as channel:
         control = bank_grpc.BankControlServiceStub(channel)
