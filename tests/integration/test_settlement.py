@@ -1,0 +1,155 @@
+"""Merchant settlement and wallet refund on leaving, over a real hub and an in-process bank
+(tests/integration/settlement_bank.py): each merchant's day paid once, a leaving student's wallet
+refunded once, refusals visible and retried, bad input named."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import grpc
+import pytest
+
+from onecard.auth.v1 import authorization_service_pb2 as auth_pb
+from onecard.records.v1 import student_records_service_pb2 as records_pb
+from onecard.records.v1 import student_records_service_pb2_grpc as records_grpc
+from onecard.settlement.v1 import settlement_service_pb2 as pb
+from onecard.settlement.v1 import settlement_service_pb2_grpc as pb_grpc
+from onecard_client.campus import CampusCredentials
+from onecard_hub.domain.clock import ManualClock
+from onecard_hub.server import RunningHub, running_hub
+from tests.conftest import hub_config
+from tests.helpers import Campus
+from tests.integration.settlement_bank import StatementBank, running_statement_bank
+
+ADMIN = (("onecard-operator-id", "province-admin"),)
+DAY = "2026-11-24"  # the conftest clock's lunch
+BUY = auth_pb.SCENE_CANTEEN_PURCHASE
+
+
+def rid() -> str:
+    return uuid.uuid4().hex
+
+
+@asynccontextmanager
+async def settling_hub(
+    campus_dir: Path, clock: ManualClock, bank: StatementBank
+) -> AsyncIterator[tuple[RunningHub, pb_grpc.SettlementServiceStub, grpc.aio.Channel]]:
+    async with (
+        running_statement_bank(bank) as target,
+        running_hub(hub_config(campus_dir, bank=target), clock) as hub,
+        grpc.aio.insecure_channel(hub.target) as channel,
+    ):
+        assert hub.settlement is not None
+        merchants = {t.merchant_id for t in hub.hub.campus.terminals.values() if t.merchant_id}
+        hub.settlement.merchant_banks = {m: ("ICBC", f"acct-{m}") for m in merchants}
+        yield hub, pb_grpc.SettlementServiceStub(channel), channel
+
+
+async def buy(campus: Campus, pos: int, amount_fen: int, skip: int = 0) -> None:
+    answer = await campus.send(
+        campus.chip(campus.card(skip=skip), campus.pos(index=pos), BUY, amount_fen=amount_fen)
+    )
+    assert answer.decision == auth_pb.DECISION_APPROVED
+
+
+async def test_each_merchant_is_paid_its_day_once(
+    campus_dir: Path, clock: ManualClock, creds: CampusCredentials
+) -> None:
+    bank = StatementBank()
+    async with settling_hub(campus_dir, clock, bank) as (hub, stub, _):
+        campus = Campus(creds, clock, hub.target)
+        await buy(campus, 0, 1_250)
+        await buy(campus, 0, 800, skip=1)
+        await buy(campus, 1, 500, skip=2)
+        await campus.close()
+        pos0 = campus.pos(index=0).merchant_id
+        pos1 = campus.pos(index=1).merchant_id
+        clock.advance(minutes=24 * 60)
+
+        first = await stub.RunMerchantSettlement(
+            pb.RunMerchantSettlementRequest(request_id=rid(), business_date=DAY), metadata=ADMIN
+        )
+        by_merchant = {s.merchant_id: s for s in first.settlements}
+        assert by_merchant[pos0].status == pb.PAYMENT_STATUS_PAID
+        assert (by_merchant[pos0].takings_fen, by_merchant[pos0].sales_count) == (2_050, 2)
+        assert by_merchant[pos1].paid_fen == 500
+        others = [s for m, s in by_merchant.items() if m not in (pos0, pos1)]
+        assert others and all(s.status == pb.PAYMENT_STATUS_NOTHING_TO_PAY for s in others)
+        assert bank.balances == {f"acct-{pos0}": 2_050, f"acct-{pos1}": 500}
+
+        calls = bank.calls
+        again = await stub.RunMerchantSettlement(
+            pb.RunMerchantSettlementRequest(request_id=rid(), business_date=DAY), metadata=ADMIN
+        )
+        assert {s.merchant_id: s.status for s in again.settlements} == {
+            s.merchant_id: s.status for s in first.settlements
+        }
+        assert bank.calls == calls  # nothing paid twice
+        assert bank.balances == {f"acct-{pos0}": 2_050, f"acct-{pos1}": 500}
+        report = await stub.GetSettlementReport(
+            pb.GetSettlementReportRequest(business_date=DAY), metadata=ADMIN
+        )
+        assert (report.takings_fen, report.paid_fen) == (2_550, 2_550)
+        assert hub.hub.campus.ledger.total_fen() == 0
+
+
+@pytest.mark.parametrize("business_date", ["2026-13-01", "24/11/2026", "", "2026-11-25"])
+async def test_a_bad_or_unfinished_business_date_is_named(
+    campus_dir: Path, clock: ManualClock, business_date: str
+) -> None:
+    clock.advance(minutes=24 * 60)  # today is 2026-11-25: not over yet
+    async with settling_hub(campus_dir, clock, StatementBank()) as (_, stub, _):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.RunMerchantSettlement(
+                pb.RunMerchantSettlementRequest(request_id=rid(), business_date=business_date), metadata=ADMIN
+            )
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "business_date" in (caught.value.details() or "")
+
+
+async def test_a_graduate_is_refunded_once_and_a_refusal_is_retried(
+    campus_dir: Path, clock: ManualClock, creds: CampusCredentials
+) -> None:
+    bank = StatementBank()
+    async with settling_hub(campus_dir, clock, bank) as (hub, stub, channel):
+        campus = Campus(creds, clock, hub.target)
+        card = campus.card()
+        student_id = hub.hub.campus.cards[card.card_no].student.student_id
+        balance = hub.hub.campus.students[student_id].wallet.balance_fen
+        assert balance > 0
+        with pytest.raises(grpc.aio.AioRpcError) as enrolled:
+            await stub.RefundWallet(
+                pb.RefundWalletRequest(request_id=rid(), student_id=student_id), metadata=ADMIN
+            )
+        assert enrolled.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        records = records_grpc.StudentRecordsServiceStub(channel)
+        await records.GraduateStudent(
+            records_pb.GraduateStudentRequest(request_id=rid(), student_id=student_id), metadata=ADMIN
+        )
+
+        bank.not_activated.add(card.card_no)
+        refused = await stub.RefundWallet(
+            pb.RefundWalletRequest(request_id=rid(), student_id=student_id), metadata=ADMIN
+        )
+        assert refused.refund.status == pb.PAYMENT_STATUS_FAILED
+        assert refused.refund.failure == "NOT_ACTIVATED"
+        assert hub.hub.campus.students[student_id].wallet.balance_fen == balance
+
+        bank.not_activated.clear()
+        paid = await stub.RefundWallet(
+            pb.RefundWalletRequest(request_id=rid(), student_id=student_id), metadata=ADMIN
+        )
+        assert (paid.refund.status, paid.refund.amount_fen) == (pb.PAYMENT_STATUS_PAID, balance)
+        assert hub.hub.campus.students[student_id].wallet.balance_fen == 0
+        calls = bank.calls
+        again = await stub.RefundWallet(
+            pb.RefundWalletRequest(request_id=rid(), student_id=student_id), metadata=ADMIN
+        )
+        assert again.refund.status == pb.PAYMENT_STATUS_PAID
+        assert bank.calls == calls
+        assert bank.balances == {card.card_no: balance}
+        assert hub.hub.campus.ledger.total_fen() == 0
+        await campus.close()
