@@ -41,6 +41,12 @@ def _seed_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument(
         "--anomalies", type=float, default=d.anomalies, help="share of suspended students and lost cards"
     )
+    p.add_argument(
+        "--bank-not-activated-share",
+        type=float,
+        default=d.bank_not_activated_share,
+        help="share of cards whose bank function was never activated (未激活)",
+    )
     p.add_argument("--seed", type=int, default=d.seed, help="random seed (same seed, same campus)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -60,6 +66,7 @@ def _run_seed(args: argparse.Namespace) -> int:
         meal_count_limit=args.meal_count_limit,
         pin_free_limit_fen=args.pin_free_limit_fen,
         anomalies=args.anomalies,
+        bank_not_activated_share=args.bank_not_activated_share,
         seed=args.seed,
     )
     db = Path(args.db)

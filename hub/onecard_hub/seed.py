@@ -107,6 +107,7 @@ class SeedOptions:
     meal_count_limit: int = 3
     pin_free_limit_fen: int = 5_000
     anomalies: float = 0.01  # share of students suspended and of cards reported lost (each)
+    bank_not_activated_share: float = 0.05  # cards whose bank function was never activated (未激活)
     seed: int = 7  # random seed: same options → same campus (names, ids, cards, PINs)
 
     def check(self) -> None:
@@ -124,6 +125,10 @@ class SeedOptions:
                 (self.meal_count_limit < 0, "meal_count_limit must not be negative"),
                 (self.pin_free_limit_fen < 0, "pin_free_limit_fen must not be negative"),
                 (not 0.0 <= self.anomalies <= 0.5, "anomalies must be within [0, 0.5]"),
+                (
+                    not 0.0 <= self.bank_not_activated_share <= 1.0,
+                    "bank_not_activated_share must be within [0, 1]",
+                ),
             )
             if bad
         ]
@@ -177,7 +182,13 @@ async def seed_campus(
 class _Campus:
     data: SeedData = field(default_factory=SeedData)
     export: dict[str, list[Any]] = field(
-        default_factory=lambda: {"schools": [], "terminals": [], "operators": [], "cards": []}
+        default_factory=lambda: {
+            "schools": [],
+            "terminals": [],
+            "operators": [],
+            "cards": [],
+            "merchants": [],
+        }
     )
     minors: int = 0
     boarders: int = 0
@@ -268,6 +279,7 @@ def _build(keys: HubKeys, options: SeedOptions, progress: bool) -> _Campus:
     campus = _Campus()
     data, export = campus.data, campus.export
     people = _People(options.seed)
+    activation = random.Random(options.seed + 1)  # bank function activated or not: a draw of its own
     protector, pin_hasher = FieldProtector(keys), PinHasher(keys)
     issuer_key, ecard_key = keys.issuer_master.key, keys.ecard_master.key
     now_ms = time.time_ns() // 1_000_000
@@ -344,7 +356,19 @@ def _build(keys: HubKeys, options: SeedOptions, progress: bool) -> _Campus:
                         wallet_account_id=wallet.account_id,
                     )
                 )
-                data.cards.append(CardRow(card_no, student_id, status.value, pin_hasher(card_no, pin), bank))
+                bank_status = (
+                    "not_activated" if activation.random() < options.bank_not_activated_share else "active"
+                )
+                data.cards.append(
+                    CardRow(
+                        card_no,
+                        student_id,
+                        status.value,
+                        pin_hasher(card_no, pin),
+                        bank,
+                        bank_status=bank_status,
+                    )
+                )
                 export["cards"].append(
                     {
                         "card_no": card_no,
@@ -357,6 +381,8 @@ def _build(keys: HubKeys, options: SeedOptions, progress: bool) -> _Campus:
                         "atc": 0,
                         "status": status.value,
                         "enrollment": enrollment.value,
+                        "bank_code": bank,
+                        "bank_status": bank_status,
                     }
                 )
                 campus.minors += _age(born) < ADULT_AGE
@@ -391,6 +417,7 @@ def _terminals(campus: _Campus, school_id: str, options: SeedOptions) -> None:
         merchant_id = f"{school_id}-win-{i:02d}"
         account = campus.account(AccountKind.MERCHANT, merchant_id)
         data.merchants.append(MerchantRow(merchant_id, school_id, name, account.account_id))
+        export["merchants"].append(_merchant_account(merchant_id, school_id, i))
         terminal_id = f"{school_id}-pos-{i:02d}"
         data.terminals.append(
             TerminalRow(terminal_id, school_id, int(TerminalKind.CANTEEN_POS), name, "", merchant_id, True)
@@ -412,6 +439,19 @@ def _terminals(campus: _Campus, school_id: str, options: SeedOptions) -> None:
 def exam_room(number: int) -> str:
     """The exam room (考场) a seeded exam tablet stands in: its registered location."""
     return f"A{100 + number}"
+
+
+def _merchant_account(merchant_id: str, school_id: str, window: int) -> dict[str, str]:
+    """A canteen window's settlement account: every school banks with one co-branded bank."""
+    school_no = int("".join(ch for ch in school_id if ch.isdigit()) or "0")
+    bank_code = list(BANKS)[school_no % len(BANKS)]
+    account_no = f"6299{school_no:06d}{window:06d}"
+    return {
+        "merchant_id": merchant_id,
+        "school_id": school_id,
+        "bank_code": bank_code,
+        "account_no": account_no,
+    }
 
 
 def _terminal_info(

@@ -7,6 +7,8 @@
     onecard-sim pos ...          simulated canteen POS against a running hub (commands.py)
     onecard-sim cardsys ...      the provincial card system: HR-window and bank changes as a feed (cardsys/)
     onecard-sim cardsys-change   record one change in a running cardsys simulator
+    onecard-sim bank ...         the co-branded banks: debits, credits, reversals, statements, faults (bank/)
+    onecard-sim bank-statement   write one bank's daily statement (对账单) CSV from its db
 
 `scenario` exits 0 when every invariant held, 1 when `violations` is not empty, 2 on a usage error
 (an unknown scenario, one whose parts are not built yet, bad options) and 3 when the run could not
@@ -167,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _device_parsers(sub: Any) -> None:
+    from onecard_sim.bank.command import add_bank_parser, add_bank_statement_parser
     from onecard_sim.cardsys.command import add_cardsys_change_parser, add_cardsys_parser
     from onecard_sim.commands import add_pos_parser, add_readers_parser
 
@@ -174,6 +177,8 @@ def _device_parsers(sub: Any) -> None:
     add_pos_parser(sub)
     add_cardsys_parser(sub)
     add_cardsys_change_parser(sub)
+    add_bank_parser(sub)
+    add_bank_statement_parser(sub)
 
 
 if __name__ == "__main__":

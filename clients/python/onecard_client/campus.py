@@ -15,7 +15,7 @@ Layout of the keys folder (`hub.db` → `hub.keys/`):
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -56,11 +56,23 @@ class CardCredential:
     status: str = "active"  # identity function: "active", "lost", "frozen", …
     enrollment: str = "enrolled"  # 学籍: "enrolled", "suspended", …
     student_id: str = ""  # the holder (card-office, 学籍 and exam roster calls name the student)
+    bank_code: str = ""  # co-branded bank of the card's bank function ("ICBC", "CCB", "ABC", "BOC", "JXB")
+    bank_status: str = "active"  # the bank function: "active", "not_activated", "frozen", "lost"
 
     @property
     def usable(self) -> bool:
         """Active card of an enrolled student: its taps can be approved."""
         return self.status == "active" and self.enrollment == "enrolled"
+
+
+@dataclass(frozen=True)
+class MerchantAccount:
+    """A canteen window's (merchant's) settlement account at its bank."""
+
+    merchant_id: str
+    school_id: str
+    bank_code: str
+    account_no: str
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,7 @@ class CampusCredentials:
     cards: list[CardCredential]
     signing_key: Ed25519PrivateKey
     public_key: Ed25519PublicKey
+    merchants: list[MerchantAccount] = field(default_factory=list)
 
     @classmethod
     def load(cls, keys_dir: str | Path) -> CampusCredentials:
@@ -96,11 +109,14 @@ class CampusCredentials:
                     status=c.get("status", "active"),
                     enrollment=c.get("enrollment", "enrolled"),
                     student_id=c.get("student_id", ""),
+                    bank_code=c.get("bank_code", ""),
+                    bank_status=c.get("bank_status", "active"),
                 )
                 for c in doc["cards"]
             ],
             signing_key=signing,
             public_key=public,
+            merchants=[MerchantAccount(**m) for m in doc.get("merchants", [])],
         )
 
     def terminals_of(self, school_id: str, kind: str) -> list[TerminalInfo]:
