@@ -134,6 +134,29 @@ class StatementBank(pb_grpc.BankServiceServicer):
             lines=len(rows) - 1,
         )
 
+    # Not used by settlement: refused, so a test that needs them notices.
+    async def Debit(self, request: pb.DebitRequest, context: grpc.aio.ServicerContext) -> pb.DebitResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not in the settlement tests' bank")
+        raise AssertionError
+
+    async def GetAccount(
+        self, request: pb.GetAccountRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetAccountResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not in the settlement tests' bank")
+        raise AssertionError
+
+    async def OpenAccount(
+        self, request: pb.OpenAccountRequest, context: grpc.aio.ServicerContext
+    ) -> pb.OpenAccountResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not in the settlement tests' bank")
+        raise AssertionError
+
+    async def CloseAccount(
+        self, request: pb.CloseAccountRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CloseAccountResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not in the settlement tests' bank")
+        raise AssertionError
+
 
 @asynccontextmanager
 async def running_statement_bank(bank: StatementBank) -> AsyncIterator[str]:

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import grpc
 import pytest
 
 from onecard.settlement.v1 import settlement_service_pb2 as pb
+from onecard_client import InvalidArgumentError
 from onecard_client.campus import CampusCredentials
 from onecard_hub.domain.clock import ManualClock
 from tests.helpers import Campus
 from tests.integration.settlement_bank import StatementBank
-from tests.integration.test_settlement import ADMIN, DAY, buy, rid, settling_hub
+from tests.integration.test_settlement import DAY, buy, rid, settling_hub
 
 BOOKED = "2026-11-25"  # settled the day after the takings: the statement's date
 
@@ -23,7 +23,7 @@ async def test_reconcile_matches_settles_what_is_safe_and_reports_the_rest(
     campus_dir: Path, clock: ManualClock, creds: CampusCredentials
 ) -> None:
     bank = StatementBank()
-    async with settling_hub(campus_dir, clock, bank) as (hub, stub, _):
+    async with settling_hub(campus_dir, clock, bank) as (hub, client):
         campus = Campus(creds, clock, hub.target)
         await buy(campus, 0, 1_000)
         await buy(campus, 1, 700, skip=1)
@@ -36,9 +36,7 @@ async def test_reconcile_matches_settles_what_is_safe_and_reports_the_rest(
         bank.inquiries_down = True
         bank.drop_once.add(f"acct-{m1}")
         bank.refuse_once.add(f"acct-{m2}")
-        answer = await stub.RunMerchantSettlement(
-            pb.RunMerchantSettlementRequest(request_id=rid(), business_date=DAY), metadata=ADMIN
-        )
+        answer = await client.run_merchant_settlement(rid(), DAY)
         ran = {s.merchant_id: s.status for s in answer.settlements}
         ran_ids = {s.merchant_id: s.transfer_id for s in answer.settlements}
         assert ran[m0] == pb.PAYMENT_STATUS_PAID
@@ -46,9 +44,7 @@ async def test_reconcile_matches_settles_what_is_safe_and_reports_the_rest(
         bank.inquiries_down = False
         bank.credit_direct("stranger-1", "acct-x", 4_200, BOOKED)
 
-        result = await stub.Reconcile(
-            pb.ReconcileRequest(request_id=rid(), business_date=BOOKED, bank_code="ICBC"), metadata=ADMIN
-        )
+        result = await client.reconcile(rid(), BOOKED, bank_code="ICBC")
         (report,) = result.reports
         lines = {line.transfer_id: line for line in report.lines}
         assert lines["stranger-1"].finding == pb.FINDING_MISSING_IN_HUB
@@ -60,17 +56,13 @@ async def test_reconcile_matches_settles_what_is_safe_and_reports_the_rest(
             pb.SETTLE_ACTION_VOIDED,
         )
 
-        after = await stub.GetSettlementReport(
-            pb.GetSettlementReportRequest(business_date=DAY), metadata=ADMIN
-        )
+        after = await client.get_settlement_report(DAY)
         status = {s.merchant_id: s for s in after.settlements}
         assert status[m1].status == pb.PAYMENT_STATUS_PAID  # posted from the statement
         assert status[m2].status == pb.PAYMENT_STATUS_FAILED  # voided after a reversal
         assert status[m2].failure == "NOT_APPLIED"
 
-        again = await stub.RunMerchantSettlement(
-            pb.RunMerchantSettlementRequest(request_id=rid(), business_date=DAY), metadata=ADMIN
-        )
+        again = await client.run_merchant_settlement(rid(), DAY)
         final = {s.merchant_id: s for s in again.settlements}
         assert all(
             s.status in (pb.PAYMENT_STATUS_PAID, pb.PAYMENT_STATUS_NOTHING_TO_PAY) for s in final.values()
@@ -80,18 +72,14 @@ async def test_reconcile_matches_settles_what_is_safe_and_reports_the_rest(
         assert bank.balances[f"acct-{m2}"] == 300
         assert hub.hub.campus.ledger.total_fen() == 0
 
-        second = await stub.Reconcile(
-            pb.ReconcileRequest(request_id=rid(), business_date=BOOKED, bank_code="ICBC"), metadata=ADMIN
-        )
+        second = await client.reconcile(rid(), BOOKED, bank_code="ICBC")
         assert second.unexplained == 1  # only the stranger
         assert all(
             line.finding == pb.FINDING_MATCHED
             for line in second.reports[0].lines
             if line.transfer_id != "stranger-1"
         )
-        stored = await stub.GetReconciliationReport(
-            pb.GetReconciliationReportRequest(business_date=BOOKED, bank_code="ICBC"), metadata=ADMIN
-        )
+        stored = await client.get_reconciliation_report(BOOKED, bank_code="ICBC")
         assert stored.unexplained == 1
 
 
@@ -101,10 +89,7 @@ async def test_reconcile_matches_settles_what_is_safe_and_reports_the_rest(
 async def test_bad_reconcile_input_is_named(
     campus_dir: Path, clock: ManualClock, field: str, date: str, bank: str
 ) -> None:
-    async with settling_hub(campus_dir, clock, StatementBank()) as (_, stub, _):
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await stub.Reconcile(
-                pb.ReconcileRequest(request_id=rid(), business_date=date, bank_code=bank), metadata=ADMIN
-            )
-        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert field in (caught.value.details() or "")
+    async with settling_hub(campus_dir, clock, StatementBank()) as (_, client):
+        with pytest.raises(InvalidArgumentError) as caught:
+            await client.reconcile(rid(), date, bank_code=bank)
+        assert caught.value.field == field

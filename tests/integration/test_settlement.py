@@ -9,14 +9,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import grpc
 import pytest
 
 from onecard.auth.v1 import authorization_service_pb2 as auth_pb
-from onecard.records.v1 import student_records_service_pb2 as records_pb
-from onecard.records.v1 import student_records_service_pb2_grpc as records_grpc
 from onecard.settlement.v1 import settlement_service_pb2 as pb
-from onecard.settlement.v1 import settlement_service_pb2_grpc as pb_grpc
+from onecard_client import (
+    ClientConfig,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    SettlementClient,
+    StudentRecordsClient,
+)
 from onecard_client.campus import CampusCredentials
 from onecard_hub.domain.clock import ManualClock
 from onecard_hub.server import RunningHub, running_hub
@@ -24,7 +27,7 @@ from tests.conftest import hub_config
 from tests.helpers import Campus
 from tests.integration.settlement_bank import StatementBank, running_statement_bank
 
-ADMIN = (("onecard-operator-id", "province-admin"),)
+ADMIN = "province-admin"
 DAY = "2026-11-24"  # the conftest clock's lunch
 BUY = auth_pb.SCENE_CANTEEN_PURCHASE
 
@@ -36,16 +39,17 @@ def rid() -> str:
 @asynccontextmanager
 async def settling_hub(
     campus_dir: Path, clock: ManualClock, bank: StatementBank
-) -> AsyncIterator[tuple[RunningHub, pb_grpc.SettlementServiceStub, grpc.aio.Channel]]:
+) -> AsyncIterator[tuple[RunningHub, SettlementClient]]:
+    """A hub paying through `bank`; every canteen window has an ICBC account "acct-<merchant>"."""
     async with (
         running_statement_bank(bank) as target,
         running_hub(hub_config(campus_dir, bank=target), clock) as hub,
-        grpc.aio.insecure_channel(hub.target) as channel,
     ):
         assert hub.settlement is not None
         merchants = {t.merchant_id for t in hub.hub.campus.terminals.values() if t.merchant_id}
         hub.settlement.merchant_banks = {m: ("ICBC", f"acct-{m}") for m in merchants}
-        yield hub, pb_grpc.SettlementServiceStub(channel), channel
+        async with SettlementClient(ADMIN, ClientConfig(target=hub.target)) as client:
+            yield hub, client
 
 
 async def buy(campus: Campus, pos: int, amount_fen: int, skip: int = 0) -> None:
@@ -59,7 +63,7 @@ async def test_each_merchant_is_paid_its_day_once(
     campus_dir: Path, clock: ManualClock, creds: CampusCredentials
 ) -> None:
     bank = StatementBank()
-    async with settling_hub(campus_dir, clock, bank) as (hub, stub, _):
+    async with settling_hub(campus_dir, clock, bank) as (hub, client):
         campus = Campus(creds, clock, hub.target)
         await buy(campus, 0, 1_250)
         await buy(campus, 0, 800, skip=1)
@@ -69,9 +73,7 @@ async def test_each_merchant_is_paid_its_day_once(
         pos1 = campus.pos(index=1).merchant_id
         clock.advance(minutes=24 * 60)
 
-        first = await stub.RunMerchantSettlement(
-            pb.RunMerchantSettlementRequest(request_id=rid(), business_date=DAY), metadata=ADMIN
-        )
+        first = await client.run_merchant_settlement(rid(), DAY)
         by_merchant = {s.merchant_id: s for s in first.settlements}
         assert by_merchant[pos0].status == pb.PAYMENT_STATUS_PAID
         assert (by_merchant[pos0].takings_fen, by_merchant[pos0].sales_count) == (2_050, 2)
@@ -81,17 +83,13 @@ async def test_each_merchant_is_paid_its_day_once(
         assert bank.balances == {f"acct-{pos0}": 2_050, f"acct-{pos1}": 500}
 
         calls = bank.calls
-        again = await stub.RunMerchantSettlement(
-            pb.RunMerchantSettlementRequest(request_id=rid(), business_date=DAY), metadata=ADMIN
-        )
+        again = await client.run_merchant_settlement(rid(), DAY)
         assert {s.merchant_id: s.status for s in again.settlements} == {
             s.merchant_id: s.status for s in first.settlements
         }
         assert bank.calls == calls  # nothing paid twice
         assert bank.balances == {f"acct-{pos0}": 2_050, f"acct-{pos1}": 500}
-        report = await stub.GetSettlementReport(
-            pb.GetSettlementReportRequest(business_date=DAY), metadata=ADMIN
-        )
+        report = await client.get_settlement_report(DAY)
         assert (report.takings_fen, report.paid_fen) == (2_550, 2_550)
         assert hub.hub.campus.ledger.total_fen() == 0
 
@@ -101,53 +99,40 @@ async def test_a_bad_or_unfinished_business_date_is_named(
     campus_dir: Path, clock: ManualClock, business_date: str
 ) -> None:
     clock.advance(minutes=24 * 60)  # today is 2026-11-25: not over yet
-    async with settling_hub(campus_dir, clock, StatementBank()) as (_, stub, _):
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await stub.RunMerchantSettlement(
-                pb.RunMerchantSettlementRequest(request_id=rid(), business_date=business_date), metadata=ADMIN
-            )
-        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert "business_date" in (caught.value.details() or "")
+    async with settling_hub(campus_dir, clock, StatementBank()) as (_, client):
+        with pytest.raises(InvalidArgumentError) as caught:
+            await client.run_merchant_settlement(rid(), business_date)
+        assert caught.value.field == "business_date"
 
 
 async def test_a_graduate_is_refunded_once_and_a_refusal_is_retried(
     campus_dir: Path, clock: ManualClock, creds: CampusCredentials
 ) -> None:
     bank = StatementBank()
-    async with settling_hub(campus_dir, clock, bank) as (hub, stub, channel):
+    async with settling_hub(campus_dir, clock, bank) as (hub, client):
         campus = Campus(creds, clock, hub.target)
         card = campus.card()
         student_id = hub.hub.campus.cards[card.card_no].student.student_id
         balance = hub.hub.campus.students[student_id].wallet.balance_fen
         assert balance > 0
-        with pytest.raises(grpc.aio.AioRpcError) as enrolled:
-            await stub.RefundWallet(
-                pb.RefundWalletRequest(request_id=rid(), student_id=student_id), metadata=ADMIN
-            )
-        assert enrolled.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-        records = records_grpc.StudentRecordsServiceStub(channel)
-        await records.GraduateStudent(
-            records_pb.GraduateStudentRequest(request_id=rid(), student_id=student_id), metadata=ADMIN
-        )
+        with pytest.raises(FailedPreconditionError) as enrolled:
+            await client.refund_wallet(rid(), student_id)
+        assert enrolled.value.metadata["state"] == "enrolled"
+        async with StudentRecordsClient(ADMIN, ClientConfig(target=hub.target)) as records:
+            await records.graduate_student(rid(), student_id)
 
         bank.not_activated.add(card.card_no)
-        refused = await stub.RefundWallet(
-            pb.RefundWalletRequest(request_id=rid(), student_id=student_id), metadata=ADMIN
-        )
+        refused = await client.refund_wallet(rid(), student_id)
         assert refused.refund.status == pb.PAYMENT_STATUS_FAILED
         assert refused.refund.failure == "NOT_ACTIVATED"
         assert hub.hub.campus.students[student_id].wallet.balance_fen == balance
 
         bank.not_activated.clear()
-        paid = await stub.RefundWallet(
-            pb.RefundWalletRequest(request_id=rid(), student_id=student_id), metadata=ADMIN
-        )
+        paid = await client.refund_wallet(rid(), student_id)
         assert (paid.refund.status, paid.refund.amount_fen) == (pb.PAYMENT_STATUS_PAID, balance)
         assert hub.hub.campus.students[student_id].wallet.balance_fen == 0
         calls = bank.calls
-        again = await stub.RefundWallet(
-            pb.RefundWalletRequest(request_id=rid(), student_id=student_id), metadata=ADMIN
-        )
+        again = await client.refund_wallet(rid(), student_id)
         assert again.refund.status == pb.PAYMENT_STATUS_PAID
         assert bank.calls == calls
         assert bank.balances == {card.card_no: balance}

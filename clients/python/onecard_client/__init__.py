@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from onecard_client._config import ClientConfig, RetryConfig, TLSConfig
     from onecard_client._grants import GrantsClient
     from onecard_client._scenes import ExamAdminClient, LibraryAdminClient
+    from onecard_client._settlement import SettlementClient
     from onecard_client.errors import (
         AlreadyExistsError,
         DeadlineExceededError,
@@ -54,6 +55,7 @@ __all__ = [
     "PermissionDeniedError",
     "ResourceExhaustedError",
     "RetryConfig",
+    "SettlementClient",
     "StudentRecordsClient",
     "TLSConfig",
     "TLSConfigurationError",
@@ -71,6 +73,7 @@ _HOMES = {
     "ExamAdminClient": "_scenes",
     "GrantsClient": "_grants",
     "LibraryAdminClient": "_scenes",
+    "SettlementClient": "_settlement",
     "StudentRecordsClient": "_async_client",
     "TerminalClient": "_async_client",
     "ClientConfig": "_config",

@@ -13,6 +13,7 @@ from onecard_client._card_office_sync import CardOfficeClient
 from onecard_client._config import ClientConfig, RetryConfig, TLSConfig
 from onecard_client._grants_sync import GrantsClient
 from onecard_client._scenes_sync import ExamAdminClient, LibraryAdminClient
+from onecard_client._settlement_sync import SettlementClient
 from onecard_client._sync_client import AdminClient, ECardClient, StudentRecordsClient, TerminalClient
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "GrantsClient",
     "LibraryAdminClient",
     "RetryConfig",
+    "SettlementClient",
     "StudentRecordsClient",
     "TLSConfig",
     "TerminalClient",
