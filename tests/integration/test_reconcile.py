@@ -13,6 +13,7 @@ from onecard_client import InvalidArgumentError
 from onecard_client.campus import CampusCredentials
 from onecard_hub.domain.clock import ManualClock
 from tests.helpers import Campus
+from tests.integration.cli_runner import runner
 from tests.integration.settlement_bank import StatementBank
 from tests.integration.test_settlement import DAY, buy, rid, settling_hub
 
@@ -93,3 +94,30 @@ async def test_bad_reconcile_input_is_named(
         with pytest.raises(InvalidArgumentError) as caught:
             await client.reconcile(rid(), date, bank_code=bank)
         assert caught.value.field == field
+
+
+async def test_the_command_line_reconciles_and_settles(
+    campus_dir: Path, clock: ManualClock, creds: CampusCredentials, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli = runner(capsys)
+    bank = StatementBank()
+    async with settling_hub(campus_dir, clock, bank) as (hub, _):
+        campus = Campus(creds, clock, hub.target)
+        await buy(campus, 0, 900)
+        await campus.close()
+        clock.advance(minutes=24 * 60)
+        bank.credit_direct("stranger-2", "acct-y", 100, BOOKED)
+        base = ("--hub", hub.target, "--operator", "province-admin")
+
+        settled = await cli(*base, "settle", "run", "--date", DAY)
+        assert settled.code == 0, settled.err
+        assert "merchant settlement" in settled.out
+        shown = await cli(*base, "--json", "settle", "report", "--date", DAY)
+        assert shown.json()["paid_fen"] == "900"
+
+        table = await cli(*base, "reconcile", "--date", BOOKED, "--bank", "ICBC")
+        assert table.code == 0, table.err
+        assert "unexplained differences: 1" in table.out
+        doc = (await cli(*base, "--json", "reconcile", "--date", BOOKED, "--stored")).json()
+        assert doc["unexplained"] == 1
+        assert (await cli(*base, "reconcile", "--date", "2026-02-30")).code == 1
