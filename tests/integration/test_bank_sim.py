@@ -4,6 +4,7 @@ reversal (冲正) before the original, a restart keeps everything, the statement
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from onecard.bank.v1 import bank_service_pb2 as pb
 from onecard_client.campus import CampusCredentials, CardCredential
 from onecard_sim.bank import BankSimClient, FaultPlan, RunningBank, running_bank
+from onecard_sim.cli import main as sim_main
 
 DATE = "2026-11-24"
 OPENING = 200_000
@@ -253,3 +255,40 @@ async def test_bank_sim_client_adjusts_accounts(bank: RunningBank, creds: Campus
         with pytest.raises(grpc.aio.AioRpcError) as missing:
             await sim.get_account("ICBC", card_no="nobody")
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_credit_to_a_frozen_account_can_be_sent_back(
+    campus_dir: Path, creds: CampusCredentials
+) -> None:
+    card = active_card(creds)
+    async with running_bank(
+        campus_dir / "bank.db", campus_dir / "hub.keys", return_frozen_after_s=0.1
+    ) as bank:
+        sim = bank.control
+        await sim.adjust_account(card.bank_code, card_no=card.card_no, state="frozen")
+        paid = await sim.bank.Credit(credit(card, "ret-1", 800), timeout=5)
+        assert paid.status == pb.TRANSFER_STATUS_POSTED
+        for _ in range(200):  # the bank sends it back on its own, shortly
+            if (await sim.get_transfer(card.bank_code, "ret-1")).status == pb.TRANSFER_STATUS_RETURNED:
+                break
+            await asyncio.sleep(0.05)
+        assert (await sim.get_transfer(card.bank_code, "ret-1")).status == pb.TRANSFER_STATUS_RETURNED
+        assert await sim.balance_fen(card.bank_code, card_no=card.card_no) == OPENING
+        lines = (await sim.statement(card.bank_code, DATE)).csv.splitlines()
+        assert lines[1].split(",")[1] == "ret-1" and lines[1].split(",")[6] == "RETURNED"
+
+
+async def test_bank_statement_command_writes_the_file(
+    bank: RunningBank, creds: CampusCredentials, tmp_path: Path
+) -> None:
+    card = active_card(creds)
+    await bank.control.bank.Debit(debit(card, "cli-1", 300), timeout=5)
+    out = tmp_path / "statement.csv"
+    db = bank.store.path
+    code = await asyncio.to_thread(
+        sim_main,
+        ["bank-statement", "--db", str(db), "--bank", card.bank_code, "--date", DATE, "--out", str(out)],
+    )
+    assert code == 0
+    text = out.read_text(encoding="utf-8").splitlines()
+    assert text[0].startswith("bank_reference,") and text[1].split(",")[1] == "cli-1"

@@ -68,6 +68,14 @@ def add_bank_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="faults hit reads too (GetTransfer, GetAccount, ...)",
     )
+    parser.add_argument(
+        "--return-frozen-credits-after",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="a credit to a frozen account is posted, then sent back (退回, RETURNED) S seconds later"
+        " (default 0: refused, ACCOUNT_FROZEN)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault draws (0: random)")
     parser.set_defaults(run=run_bank)
     return parser
@@ -105,8 +113,11 @@ def run_bank(args: argparse.Namespace) -> int:
     except (ValueError, PlanError) as exc:
         print(f"error: {exc}")
         return 2
-    if args.outage_at < 0 or args.outage_for < 0 or args.opening_balance_fen < 0:
-        print("error: --outage-at, --outage-for and --opening-balance-fen must not be negative")
+    if min(args.outage_at, args.outage_for, args.opening_balance_fen, args.return_frozen_credits_after) < 0:
+        print(
+            "error: --outage-at, --outage-for, --opening-balance-fen and --return-frozen-credits-after"
+            " must not be negative"
+        )
         return 2
     return _run(_serve(args, plan))
 
@@ -128,6 +139,7 @@ async def _serve(args: argparse.Namespace, plan: Any) -> int:
         opening_balance_fen=args.opening_balance_fen,
         outage_at_s=args.outage_at,
         outage_for_s=args.outage_for,
+        return_frozen_after_s=args.return_frozen_credits_after,
     ) as running:
         host = args.listen.rsplit(":", 1)[0]
         print(f"onecard-sim bank listening on {host}:{running.port} (db {args.db})", flush=True)

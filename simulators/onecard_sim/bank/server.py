@@ -8,6 +8,7 @@ answered (store.py). Faults (faults.py) decide each call's fate before it is app
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -343,6 +344,16 @@ class BankControlServicer(pb_grpc.BankControlServiceServicer):
         return pb.AdjustAccountResponse(account=account_message(account))
 
 
+async def _send_back(store: BankStore, after_s: float) -> None:
+    if after_s <= 0:
+        return
+    while True:
+        await asyncio.sleep(min(1.0, after_s / 2))
+        returned = await store.send_back_due(_wall_ms())
+        if returned:
+            log.info("%d credits to frozen accounts sent back (RETURNED)", returned)
+
+
 @dataclass
 class RunningBank:
     server: grpc.aio.Server
@@ -368,12 +379,14 @@ async def running_bank(
     opening_balance_fen: int = 200_000,
     outage_at_s: float = 0.0,
     outage_for_s: float = 0.0,
+    return_frozen_after_s: float = 0.0,
 ) -> AsyncIterator[RunningBank]:
     """Serves the banks on `listen` (port 0 picks one) over the store at `db`; with `keys_dir` (a
-    seeded campus's keys folder) opens an account per card and per canteen merchant first (once)."""
+    seeded campus's keys folder) opens an account per card and per canteen merchant first (once).
+    `return_frozen_after_s` > 0: a credit to a frozen account is posted, then sent back (RETURNED)."""
     from onecard_sim.bank.seeding import open_campus_accounts
 
-    store = BankStore(db)
+    store = BankStore(db, return_after_ms=int(return_frozen_after_s * 1000))
     await store.open()
     if keys_dir is not None:
         await open_campus_accounts(store, keys_dir, opening_balance_fen)
@@ -390,9 +403,15 @@ async def running_bank(
         raise SystemExit(f"error: cannot listen on {listen}") from None
     await server.start()
     control = BankSimClient(f"127.0.0.1:{port}")
+    returns = asyncio.get_running_loop().create_task(
+        _send_back(store, return_frozen_after_s), name="bank-returns"
+    )
     try:
         yield RunningBank(server, store, bank_faults, port, control)
     finally:
+        returns.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await returns
         await control.close()
         await server.stop(0.5)
         await store.close()

@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS transfers (
     business_date  TEXT NOT NULL,
     posted_ms      INTEGER NOT NULL,
     memo           TEXT NOT NULL,
+    return_due_ms  INTEGER NOT NULL DEFAULT 0,
     UNIQUE (bank_code, transfer_id)
 );
 CREATE INDEX IF NOT EXISTS transfers_by_date ON transfers (bank_code, business_date);
@@ -65,6 +66,7 @@ POSTED, REJECTED, REVERSED = (
     pb.TRANSFER_STATUS_REJECTED,
     pb.TRANSFER_STATUS_REVERSED,
 )
+RETURNED = pb.TRANSFER_STATUS_RETURNED
 ACTIVE, NOT_ACTIVATED = pb.ACCOUNT_STATE_ACTIVE, pb.ACCOUNT_STATE_NOT_ACTIVATED
 FROZEN, CLOSED = pb.ACCOUNT_STATE_FROZEN, pb.ACCOUNT_STATE_CLOSED
 LIMIT_FEN = 5_000_000  # ¥50,000: the single-transfer limit
@@ -114,8 +116,11 @@ class ReversalIdReused(Exception):
 
 
 class BankStore:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, return_after_ms: int = 0) -> None:
         self.path = Path(path)
+        # > 0: a credit to a frozen account is posted, then sent back (退回) this much later
+        # (`send_back_due`); 0: it is refused (ACCOUNT_FROZEN).
+        self.return_after_ms = return_after_ms
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
 
@@ -264,7 +269,7 @@ class BankStore:
                 status, reason = REJECTED, pb.REJECT_REASON_ACCOUNT_NOT_FOUND
             elif account.state == NOT_ACTIVATED:
                 status, reason = REJECTED, pb.REJECT_REASON_NOT_ACTIVATED
-            elif account.state == FROZEN:
+            elif account.state == FROZEN and not (kind == CREDIT and self.return_after_ms > 0):
                 status, reason = REJECTED, pb.REJECT_REASON_ACCOUNT_FROZEN
             elif account.state == CLOSED:
                 status, reason = REJECTED, pb.REJECT_REASON_ACCOUNT_CLOSED
@@ -312,6 +317,11 @@ class BankStore:
                             "UPDATE accounts SET balance_fen = balance_fen + ? WHERE account_no = ?",
                             (delta, account_no),
                         )
+                        if account is not None and account.state == FROZEN:  # to be sent back
+                            await self.db.execute(
+                                "UPDATE transfers SET return_due_ms = ? WHERE seq = ?",
+                                (now_ms + self.return_after_ms, cur.lastrowid),
+                            )
                 await self.db.execute("COMMIT")
             except BaseException:
                 await self.db.execute("ROLLBACK")
@@ -368,6 +378,31 @@ class BankStore:
                 await self.db.execute("ROLLBACK")
                 raise
             return Reversal(REVERSED, reversed_fen)
+
+    async def send_back_due(self, now_ms: int) -> int:
+        """Credits to frozen accounts whose time came are sent back (退回): RETURNED, money out again."""
+        async with self._lock:
+            sql = (
+                "SELECT seq, account_no, amount_fen FROM transfers"
+                f" WHERE status = {POSTED} AND return_due_ms > 0 AND return_due_ms <= ?"
+            )
+            async with self.db.execute(sql, (now_ms,)) as cur:
+                due = list(await cur.fetchall())
+            if not due:
+                return 0
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for seq, account_no, amount_fen in due:
+                    await self.db.execute(
+                        "UPDATE accounts SET balance_fen = balance_fen - ? WHERE account_no = ?",
+                        (amount_fen, account_no),
+                    )
+                    await self.db.execute(f"UPDATE transfers SET status = {RETURNED} WHERE seq = ?", (seq,))
+                await self.db.execute("COMMIT")
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+            return len(due)
 
     async def _remember(
         self, bank_code: str, reversal_id: str, transfer_id: str, fen: int, date: str
