@@ -46,7 +46,7 @@ from onecard_hub.hub import Hub
 from onecard_hub.security.keys import HubKeys
 from onecard_hub.security.pki import PkiError, load_server_tls
 from onecard_hub.security.protect import RequestFingerprint
-from onecard_hub.settlement.runtime import Settlement, start_settlement
+from onecard_hub.settlement.runtime import Settlement, merchant_banks_from_export, start_settlement
 from onecard_hub.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,8 @@ async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIte
     grant_service_pb2_grpc.add_GrantServiceServicer_to_server(
         GrantServicer(hub, grants, fingerprint, identity), server
     )
-    settlement = await start_settlement(hub, hub.bank)  # pays and reconciles through hub.bank
+    # pays and reconciles through hub.bank; canteen windows paid into the accounts of the campus export
+    settlement = await start_settlement(hub, hub.bank, merchant_banks_from_export(config.keys))
     settlement_service_pb2_grpc.add_SettlementServiceServicer_to_server(
         SettlementServicer(hub, settlement, fingerprint, identity), server
     )

@@ -3,8 +3,10 @@ flows when a bank is known (`hub.bank`, the gateway)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from onecard_hub.domain.errors import Unavailable
 from onecard_hub.hub import Hub
@@ -35,6 +37,18 @@ class Settlement:
         if self.payer is None or self.bank is None:
             raise Unavailable("the hub runs without a bank (serve --bank HOST:PORT)")
         return self.payer, self.bank
+
+
+CREDENTIALS_FILE = "credentials.json"  # the campus export in the keys folder (seed.py)
+
+
+def merchant_banks_from_export(keys_dir: Path) -> dict[str, tuple[str, str]]:
+    """merchant_id → (bank code, account number), from the campus export's `merchants` (none: {})."""
+    try:
+        doc = json.loads((Path(keys_dir) / CREDENTIALS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {m["merchant_id"]: (m["bank_code"], m["account_no"]) for m in doc.get("merchants", [])}
 
 
 async def start_settlement(
