@@ -46,6 +46,7 @@ from onecard_hub.hub import Hub
 from onecard_hub.security.keys import HubKeys
 from onecard_hub.security.pki import PkiError, load_server_tls
 from onecard_hub.security.protect import RequestFingerprint
+from onecard_hub.settlement.flows import GrantFlow
 from onecard_hub.settlement.runtime import Settlement, merchant_banks_from_export, start_settlement
 from onecard_hub.store.sqlite import SqliteStore
 
@@ -156,6 +157,7 @@ async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIte
     )
     # pays and reconciles through hub.bank; canteen windows paid into the accounts of the campus export
     settlement = await start_settlement(hub, hub.bank, merchant_banks_from_export(config.keys))
+    settlement.add_flow(GrantFlow(grants.book))  # reconciliation covers the grants too
     settlement_service_pb2_grpc.add_SettlementServiceServicer_to_server(
         SettlementServicer(hub, settlement, fingerprint, identity), server
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from onecard.grants.v1 import grant_service_pb2 as grant_pb
 from onecard.settlement.v1 import settlement_service_pb2 as pb
 from onecard_client import ClientConfig, SettlementClient, StudentRecordsClient
 from onecard_client.campus import CampusCredentials
@@ -17,9 +18,11 @@ from onecard_hub.settlement.payments import Payer
 from onecard_sim.bank import running_bank
 from tests.conftest import hub_config
 from tests.helpers import Campus
+from tests.integration.grant_fixtures import YEAR, grants_client, students_with_cards, until_done
 from tests.integration.test_settlement import DAY, buy, rid
 
 BOOKED = "2026-11-25"
+GRANT = grant_pb.GRANT_TYPE_NATIONAL_GRANT
 
 
 class NoInquiries:
@@ -103,3 +106,24 @@ async def test_against_the_bank_simulator(
         assert (after.status, after.amount_fen) == (pb.PAYMENT_STATUS_PAID, wallet)
         assert await bank.control.balance_fen(card.bank_code, card_no=card.card_no) == bank_before + wallet
         assert hub.hub.campus.ledger.total_fen() == 0
+
+
+async def test_reconciliation_covers_the_grants(campus_dir: Path, clock: ManualClock, tmp_path: Path) -> None:
+    async with (
+        running_bank(tmp_path / "bank.db", campus_dir / "hub.keys") as bank,
+        running_hub(hub_config(campus_dir, bank=bank.target), clock) as hub,
+        SettlementClient(ADMIN, ClientConfig(target=hub.target)) as client,
+        grants_client(hub) as grants,
+    ):
+        school = sorted(hub.hub.campus.schools)[0]
+        people = students_with_cards(hub, school, 3)
+        items = [(s, 100_000) for s, _ in people]
+        assert (await grants.submit_grant_batch(rid(), school, "B1", GRANT, YEAR, items)).accepted
+        await grants.approve_grant_batch(rid(), school, "B1")
+        batch = await until_done(grants, school, "B1")
+        paid = {i.transfer_id for i in batch.items if i.status == grant_pb.ITEM_STATUS_PAID}
+        assert paid
+        result = await client.reconcile(rid(), DAY)
+        lines = {line.transfer_id: line for r in result.reports for line in r.lines}
+        assert all(lines[t].finding == pb.FINDING_MATCHED and lines[t].flow == "grant" for t in paid)
+        assert result.unexplained == 0
