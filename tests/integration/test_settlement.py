@@ -138,3 +138,28 @@ async def test_a_graduate_is_refunded_once_and_a_refusal_is_retried(
         assert bank.balances == {card.card_no: balance}
         assert hub.hub.campus.ledger.total_fen() == 0
         await campus.close()
+
+
+async def test_payments_survive_a_restart_and_a_reused_request_id_is_refused(
+    campus_dir: Path, clock: ManualClock, creds: CampusCredentials
+) -> None:
+    bank = StatementBank()
+    async with settling_hub(campus_dir, clock, bank) as (hub, client):
+        campus = Campus(creds, clock, hub.target)
+        await buy(campus, 0, 700)
+        await campus.close()
+        clock.advance(minutes=24 * 60)
+        await client.run_merchant_settlement("settle-1", DAY)
+        with pytest.raises(FailedPreconditionError) as reused:
+            await client.run_merchant_settlement("settle-1", "2026-11-23")
+        assert reused.value.reason == "IDEMPOTENCY_KEY_REUSED"
+        replay = await client.run_merchant_settlement("settle-1", DAY)
+        assert any(s.paid_fen == 700 for s in replay.settlements)
+    calls = bank.calls
+    async with settling_hub(campus_dir, clock, bank) as (hub, client):
+        report = await client.get_settlement_report(DAY)
+        assert (report.takings_fen, report.paid_fen) == (700, 700)
+        await client.run_merchant_settlement(rid(), DAY)
+        assert bank.calls == calls  # nothing paid twice after the restart
+        assert bank.balances == {f"acct-{campus.pos(index=0).merchant_id}": 700}
+        assert hub.hub.campus.ledger.total_fen() == 0
