@@ -96,15 +96,8 @@ def report_message(row: ReconciliationRow) -> pb.ReconciliationReport:
                 note=line["note"],
             )
         )
-        counts = {
-            pb.FINDING_MATCHED: "matched",
-            pb.FINDING_MISSING_AT_BANK: "missing_at_bank",
-            pb.FINDING_MISSING_IN_HUB: "missing_in_hub",
-            pb.FINDING_AMOUNT_DIFFERS: "amount_differs",
-        }
-        name = counts[report.lines[-1].finding]
-        setattr(report, name, getattr(report, name) + 1)
-        if report.lines[-1].action not in (pb.SETTLE_ACTION_NONE, pb.SETTLE_ACTION_UNSPECIFIED):
+        setattr(report, line["finding"], getattr(report, line["finding"]) + 1)  # the count's field
+        if line["action"] != "none":
             report.auto_settled += 1
     return report
 
