@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from onecard_client.campus import CampusCredentials
 from onecard_sim.scenarios.catalog import ScenarioSpec
@@ -20,7 +21,10 @@ def build_episodes(
     target: str,
     pki: Path | None,
     seed: int,
+    bank: Any = None,
 ) -> list[Episode]:
+    """The episodes of `spec`; `bank` is the running bank simulator (`onecard_sim.bank`) when the
+    scenario has one."""
     access = OperatorAccess.of(campus, target, pki)
     episodes: list[Episode] = []
     if spec.loss is not None:
@@ -35,4 +39,10 @@ def build_episodes(
         from onecard_sim.scenarios.library_visits import LibraryVisits
 
         episodes.append(LibraryVisits(devices.libraries, spec.library_share))
+    if spec.bank is not None and bank is not None:
+        from onecard_sim.scenarios.bank_calls import BankCalls
+        from onecard_sim.scenarios.bank_outage import BankOutage
+
+        calls = BankCalls(access, bank, campus)
+        episodes.append(BankOutage(spec.bank, devices, calls, seed))
     return episodes

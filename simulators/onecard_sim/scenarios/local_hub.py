@@ -4,6 +4,10 @@
 The child writes its output to `hub.log` in the scenario's output folder. It is asked for port 0 and
 says which port it got ("listening on HOST:PORT"). With TLS, the PKI (the hub's CA, its server
 certificate and one certificate per terminal, operator and the e-card app) is made in `<keys>/pki`.
+
+With `bank=True` the bank simulator (`onecard_sim.bank.running_bank`) runs in this process on its own
+database beside the hub's, seeded from the campus's keys folder (an account per card and per canteen
+merchant), and the hub is started with `--bank` pointing at it; `bank_target` says where it listens.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from onecard_client.campus import keys_dir_for
 
@@ -52,6 +57,7 @@ class LocalHub:
         clock_speed: float,
         log_path: Path,
         tls: bool = False,
+        bank: bool = False,
     ) -> None:
         self.size = size
         self.seed = seed
@@ -66,10 +72,16 @@ class LocalHub:
         self.target = ""
         self.exit_code: int | None = None
         self._process: asyncio.subprocess.Process | None = None
+        self.bank = bank
+        self.bank_target = ""
+        self.bank_sim: Any = None  # the running bank simulator (onecard_sim.bank), when `bank`
+        self._bank_stack = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> LocalHub:
         try:
             await self.seed_campus()
+            if self.bank:
+                await self.start_bank()
             await self.start()
         except BaseException:
             await self.close()
@@ -102,6 +114,14 @@ class LocalHub:
         init_pki(pki)
         issue_all(pki, self.keys)
 
+    async def start_bank(self) -> None:
+        from onecard_sim.bank import running_bank
+
+        self.bank_sim = await self._bank_stack.enter_async_context(
+            running_bank(self.folder / "bank.db", self.keys)
+        )
+        self.bank_target = self.bank_sim.target
+
     async def start(self) -> None:
         argv = [
             sys.executable,
@@ -123,6 +143,8 @@ class LocalHub:
         ]
         if self.pki is not None:
             argv += ["--tls", str(self.pki)]
+        if self.bank_target:
+            argv += ["--bank", self.bank_target]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:  # a fresh log: an old "listening on" must not match
             self._process = await asyncio.create_subprocess_exec(
@@ -169,4 +191,5 @@ class LocalHub:
 
     async def close(self) -> None:
         await self.stop()
+        await self._bank_stack.aclose()
         await asyncio.to_thread(shutil.rmtree, self.folder, True)

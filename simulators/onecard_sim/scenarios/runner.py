@@ -94,7 +94,15 @@ async def run_scenario(options: RunOptions, console: Console) -> Report:
         if not fleets.all:
             await fleets.stop()
             raise ScenarioError(f"the campus has no terminal that scenario {spec.name} uses")
-        episodes = build_episodes(spec, fleets, campus, target=hub.target, pki=hub.pki, seed=options.seed)
+        episodes = build_episodes(
+            spec,
+            fleets,
+            campus,
+            target=hub.target,
+            pki=hub.pki,
+            seed=options.seed,
+            bank=hub.local.bank_sim if hub.local is not None else None,
+        )
         try:
             await fleets.start()
             async with _admin(hub, campus) as admin:
@@ -196,6 +204,10 @@ async def run_scenario(options: RunOptions, console: Console) -> Report:
 @contextlib.asynccontextmanager
 async def _hub(options: RunOptions) -> AsyncIterator[_Hub]:
     if options.hub:
+        if options.spec.bank is not None:
+            raise ScenarioError(
+                f"{options.spec.name} starts its own hub and bank simulator (the hub's --bank): drop --hub"
+            )
         if options.keys is None:
             raise ValueError("--hub needs --keys (the keys folder of the hub's campus)")
         pki = options.keys / "pki" if options.tls else None
@@ -210,6 +222,7 @@ async def _hub(options: RunOptions) -> AsyncIterator[_Hub]:
         clock_speed=speed,
         log_path=options.out / "hub.log",
         tls=options.tls,
+        bank=spec.bank is not None,
     )
     async with local:
         yield _Hub(local.target, local.keys, local.pki, local)
@@ -279,6 +292,7 @@ def _facts(
         reuploaded=uploads.reuploaded,
         duplicates_applied=uploads.duplicates_applied,
         device_net_purchases_fen=_device_net(collector, canteens),
+        bank_flows=spec.bank is not None,
     )
 
 
