@@ -9,11 +9,13 @@ the ledger and reconciliation (`OperatorAccess`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 from typing import Any
 
 from onecard.funds.v1 import funds_service_pb2 as funds_pb
 from onecard.grants.v1 import grant_service_pb2 as grants_pb
+from onecard_client import DeadlineExceededError, UnavailableError
 from onecard_client.campus import CampusCredentials
 from onecard_sim.population import SimStudent
 from onecard_sim.scenarios.episode import PROVINCE_ADMIN, OperatorAccess
@@ -21,6 +23,7 @@ from onecard_sim.scenarios.episode import PROVINCE_ADMIN, OperatorAccess
 __all__ = ["ACADEMIC_YEAR", "BankCalls"]
 
 ACADEMIC_YEAR = "2026-2027"
+TOP_UP_DEADLINE_S = 15.0  # the hub answers once the outcome is definite, or PENDING after its own wait
 # Grant items whose money is not settled yet (FAILED for manual review counts too: nobody knows).
 _GRANT_OPEN = (grants_pb.ITEM_STATUS_PENDING, grants_pb.ITEM_STATUS_UNCERTAIN)
 
@@ -33,6 +36,7 @@ class BankCalls:
         self._clients: dict[tuple[str, str], Any] = {}
         self.batches: list[tuple[str, str]] = []  # (school_id, batch_id) submitted
         self.topups: dict[str, str] = {}  # topup_id → school_id, every top-up answered PENDING
+        self.unanswered: dict[str, tuple[SimStudent, int]] = {}  # top-ups whose call got no answer
         self.auto: list[SimStudent] = []  # students with an auto top-up set
         self.unexplained_lines: list[str] = []  # what reconciliation could not explain, a line each
 
@@ -59,7 +63,14 @@ class BankCalls:
         """A top-up at the card office (the holder's bank account → wallet); a PENDING answer is
         followed until final by `not_final`."""
         client = self._client("FundsClient", self.access.operator_for(student.school_id))
-        answer = await client.top_up(request_id, amount_fen, card_no=student.card_no)
+        try:
+            answer = await client.top_up(
+                request_id, amount_fen, card_no=student.card_no, deadline_s=TOP_UP_DEADLINE_S
+            )
+        except (DeadlineExceededError, UnavailableError):
+            # No answer: asked again (same request_id, the hub answers the original) by `not_final`.
+            self.unanswered[request_id] = (student, amount_fen)
+            raise
         if answer.topup.state == funds_pb.TOP_UP_STATE_PENDING:
             self.topups[answer.topup.topup_id] = student.school_id
 
@@ -67,15 +78,17 @@ class BankCalls:
         self, student: SimStudent, *, threshold_fen: int, amount_fen: int, request_id: str
     ) -> None:
         client = self._client("FundsClient", self.access.operator_for(student.school_id))
-        await client.set_auto_top_up(
-            request_id, threshold_fen, amount_fen, card_no=student.card_no, enabled=True
-        )
+        await client.set_auto_top_up(request_id, threshold_fen, amount_fen, True, card_no=student.card_no)
         self.auto.append(student)
 
     async def not_final(self) -> dict[str, int]:
         """Bank operations not final yet, by kind: top-ups (asked for and automatic) pending or in
         manual review, grant items pending or uncertain."""
-        pending = 0
+        for request_id, (student, amount_fen) in list(self.unanswered.items()):
+            with contextlib.suppress(DeadlineExceededError, UnavailableError):
+                del self.unanswered[request_id]
+                await self.top_up(student, amount_fen, request_id)
+        pending = len(self.unanswered)
         for topup_id, school_id in list(self.topups.items()):
             client = self._client("FundsClient", self.access.operator_for(school_id))
             topup = (await client.get_top_up(topup_id)).topup
@@ -92,7 +105,7 @@ class BankCalls:
         review = 0
         for school_id in self.campus.schools:
             client = self._client("FundsClient", self.access.operator_for(school_id))
-            review += len((await client.list_manual_review(school_id)).topups)
+            review += len((await client.list_manual_review(school_id=school_id)).topups)
         return {
             "top_up": pending,
             "auto_top_up": auto,
