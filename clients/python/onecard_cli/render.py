@@ -13,6 +13,7 @@ from onecard.admin.v1 import admin_service_pb2
 from onecard.auth.v1 import authorization_service_pb2
 from onecard.cardoffice.v1 import card_office_service_pb2
 from onecard.exam.v1 import exam_service_pb2
+from onecard.grants.v1 import grant_service_pb2
 from onecard.library.v1 import library_service_pb2
 from onecard.records.v1 import student_records_service_pb2
 from onecard_cli.session import as_dict
@@ -22,6 +23,7 @@ _CONTRACT = (
     authorization_service_pb2,
     card_office_service_pb2,
     exam_service_pb2,
+    grant_service_pb2,
     library_service_pb2,
     student_records_service_pb2,
 )

@@ -206,4 +206,7 @@ class GrantPayer:
         return (date(1970, 1, 1) + timedelta(days=business_day(self._hub.clock.now_ms()))).isoformat()
 
     async def _commit(self, rows: Batch) -> None:
-        await self._hub.writer.submit(rows)
+        """Durable before the payer goes on. Shielded: the commit's future is shared with other
+        writers' calls, so cancelling the payer (at stop) must not cancel it."""
+        self._hub._healthy()
+        await asyncio.shield(self._hub.writer.submit(rows))
