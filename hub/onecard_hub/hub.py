@@ -30,6 +30,7 @@ from onecard_hub.domain.errors import (
 )
 from onecard_hub.domain.ledger import Transfer
 from onecard_hub.domain.model import Card, Operator, Terminal, TerminalKind, Wallet
+from onecard_hub.domain.topup import LowBalanceWatch
 from onecard_hub.domain.usage import UsageBook, window_start_ms
 from onecard_hub.idempotency import Entry, Registry
 from onecard_hub.recovery import (
@@ -89,6 +90,7 @@ class Hub:
         self._seq = 0
         self._housekeeping: asyncio.Task[None] | None = None
         self.bank: BankGateway | None = None  # with --bank: the one way to a bank (server.py sets it)
+        self.low_balance = LowBalanceWatch()  # auto top-up's hook on purchases (funds/auto_topup.py)
 
     # -- life cycle ----------------------------------------------------------------
 
@@ -234,6 +236,10 @@ class Hub:
         )
         undo = result.purchase or result.gate_pass
         await self._commit(key, Entry(AUTHORIZE, fingerprint, now, body, undo=undo), rows)
+        if result.purchase is not None:  # auto top-up: one dict lookup; queues, never waits on a bank
+            self.low_balance.purchased(
+                result.purchase.wallet.account.owner, result.purchase.wallet.balance_fen
+            )
         return response
 
     async def refund(

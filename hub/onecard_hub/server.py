@@ -19,6 +19,7 @@ from onecard.auth.v1 import authorization_service_pb2, authorization_service_pb2
 from onecard.cardoffice.v1 import card_office_service_pb2, card_office_service_pb2_grpc
 from onecard.ecard.v1 import ecard_service_pb2, ecard_service_pb2_grpc
 from onecard.exam.v1 import exam_service_pb2, exam_service_pb2_grpc
+from onecard.funds.v1 import funds_service_pb2, funds_service_pb2_grpc
 from onecard.grants.v1 import grant_service_pb2, grant_service_pb2_grpc
 from onecard.library.v1 import library_service_pb2, library_service_pb2_grpc
 from onecard.records.v1 import student_records_service_pb2, student_records_service_pb2_grpc
@@ -30,6 +31,7 @@ from onecard_hub.api.card_office import CardOfficeServicer
 from onecard_hub.api.ecard import ECardServicer
 from onecard_hub.api.errors import ErrorInterceptor
 from onecard_hub.api.exam import ExamAdminServicer, ExamServicer
+from onecard_hub.api.funds import FundsServicer
 from onecard_hub.api.grants import GrantServicer
 from onecard_hub.api.identity import Identity
 from onecard_hub.api.library import LibraryAdminServicer, LibraryServicer
@@ -41,6 +43,7 @@ from onecard_hub.cardsys_feed import CardsysFeed, start_cardsys_feed
 from onecard_hub.config import HubConfig
 from onecard_hub.domain.clock import Clock
 from onecard_hub.domain.misuse import MisuseRules
+from onecard_hub.funds.runtime import Funds, start_funds
 from onecard_hub.grants.runtime import Grants, start_grants
 from onecard_hub.hub import Hub
 from onecard_hub.security.keys import HubKeys
@@ -63,6 +66,7 @@ SERVICE_NAMES = (
     student_records_service_pb2.DESCRIPTOR.services_by_name["StudentRecordsService"].full_name,
     grant_service_pb2.DESCRIPTOR.services_by_name["GrantService"].full_name,
     settlement_service_pb2.DESCRIPTOR.services_by_name["SettlementService"].full_name,
+    funds_service_pb2.DESCRIPTOR.services_by_name["FundsService"].full_name,
     *(library_service_pb2.DESCRIPTOR.services_by_name[n].full_name for n in LIBRARY_SERVICES),
     *(exam_service_pb2.DESCRIPTOR.services_by_name[n].full_name for n in EXAM_SERVICES),
 )
@@ -86,6 +90,7 @@ class RunningHub:
     cardsys_feed: CardsysFeed | None = None  # with --cardsys: the provincial card system's feed
     grants: Grants | None = None  # grants (grants/): the book, and the payer when a bank is known
     settlement: Settlement | None = None  # settlement/: merchants' days, wallet refunds, reconciliation
+    funds: Funds | None = None  # funds/: top-ups 圈存, auto top-up, the bank function, change of bank
 
     @property
     def target(self) -> str:
@@ -161,6 +166,12 @@ async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIte
     settlement_service_pb2_grpc.add_SettlementServiceServicer_to_server(
         SettlementServicer(hub, settlement, fingerprint, identity), server
     )
+    funds = await start_funds(hub)  # top-ups through hub.bank; resumes every top-up left PENDING
+    if funds.flow is not None:
+        settlement.add_flow(funds.flow)  # reconciliation covers top-ups
+    funds_service_pb2_grpc.add_FundsServiceServicer_to_server(
+        FundsServicer(hub, funds, fingerprint, identity), server
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -172,6 +183,7 @@ async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIte
         else:
             port = server.add_secure_port(config.listen, credentials)
     except RuntimeError:
+        await funds.stop()
         await grants.stop()
         await hub.stop()
         await _close_bank(hub)
@@ -181,6 +193,7 @@ async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIte
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = RunningHub(hub, server, port, health_servicer, tls=credentials is not None, grants=grants)
     running.settlement = settlement
+    running.funds = funds
     if config.cardsys:
         running.cardsys_feed = await start_cardsys_feed(hub, config.cardsys, health_servicer)
     try:
@@ -192,6 +205,7 @@ async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIte
             await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         hub.blocklist_feed.close()  # blocklist streams end now (UNAVAILABLE: reconnect), not at the grace
         await server.stop(config.grace_seconds)  # in-flight calls finish, new ones are refused
+        await funds.stop()
         await grants.stop()
         await hub.stop()  # the writer flushes
         await _close_bank(hub)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from onecard_client._async_client import AdminClient, ECardClient, StudentRecordsClient, TerminalClient
     from onecard_client._card_office import CardOfficeClient
     from onecard_client._config import ClientConfig, RetryConfig, TLSConfig
+    from onecard_client._funds import FundsClient
     from onecard_client._grants import GrantsClient
     from onecard_client._scenes import ExamAdminClient, LibraryAdminClient
     from onecard_client._settlement import SettlementClient
@@ -45,6 +46,7 @@ __all__ = [
     "ECardClient",
     "ExamAdminClient",
     "FailedPreconditionError",
+    "FundsClient",
     "GrantsClient",
     "HubTime",
     "InternalError",
@@ -71,6 +73,7 @@ _HOMES = {
     "CardOfficeClient": "_card_office",
     "ECardClient": "_async_client",
     "ExamAdminClient": "_scenes",
+    "FundsClient": "_funds",
     "GrantsClient": "_grants",
     "LibraryAdminClient": "_scenes",
     "SettlementClient": "_settlement",

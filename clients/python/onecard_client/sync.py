@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from onecard_client._card_office_sync import CardOfficeClient
 from onecard_client._config import ClientConfig, RetryConfig, TLSConfig
+from onecard_client._funds_sync import FundsClient
 from onecard_client._grants_sync import GrantsClient
 from onecard_client._scenes_sync import ExamAdminClient, LibraryAdminClient
 from onecard_client._settlement_sync import SettlementClient
@@ -22,6 +23,7 @@ __all__ = [
     "ClientConfig",
     "ECardClient",
     "ExamAdminClient",
+    "FundsClient",
     "GrantsClient",
     "LibraryAdminClient",
     "RetryConfig",

@@ -104,6 +104,11 @@ class Batch:
     # reconciliation reports (upsert by bank and date) (store/settlement_rows.py).
     payments: list[PaymentRow] = field(default_factory=list)
     reconciliations: list[ReconciliationRow] = field(default_factory=list)
+    # Funds (funds/): top-ups 圈存 (upsert: the row carries its state; written PENDING before the
+    # debit), auto top-up settings, changes of bank (store/topup_rows.py).
+    topups: list[TopUpRow] = field(default_factory=list)
+    auto_topups: list[AutoTopUpRow] = field(default_factory=list)
+    bank_changes: list[BankChangeRow] = field(default_factory=list)
 
     def __len__(self) -> int:
         return (
@@ -130,6 +135,9 @@ class Batch:
             + len(self.grant_notices)
             + len(self.payments)
             + len(self.reconciliations)
+            + len(self.topups)
+            + len(self.auto_topups)
+            + len(self.bank_changes)
         )
 
     def extend(self, other: Batch) -> None:
@@ -158,6 +166,9 @@ class Batch:
         self.grant_notices.extend(other.grant_notices)
         self.payments.extend(other.payments)
         self.reconciliations.extend(other.reconciliations)
+        self.topups.extend(other.topups)
+        self.auto_topups.extend(other.auto_topups)
+        self.bank_changes.extend(other.bank_changes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,6 +396,9 @@ class Snapshot:
     grant_notices: list[GrantNoticeRow] = field(default_factory=list)
     payments: list[PaymentRow] = field(default_factory=list)  # settlement/: every payment
     reconciliations: list[ReconciliationRow] = field(default_factory=list)
+    topups: list[TopUpRow] = field(default_factory=list)  # funds/: every top-up
+    auto_topups: list[AutoTopUpRow] = field(default_factory=list)
+    bank_changes: list[BankChangeRow] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -481,3 +495,47 @@ class ReconciliationRow:
     unexplained: int
     report: bytes
     created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopUpRow:
+    """A top-up (圈存, funds/): its bank transfer id is its `topup_id`; upserted on every change."""
+
+    topup_id: str
+    student_id: str
+    school_id: str
+    card_no: str
+    bank_code: str
+    amount_fen: int
+    origin: str  # domain.topup.Origin
+    business_date: str
+    created_ms: int
+    state: str  # domain.topup.TopUpState
+    reason: str
+    reversals: int
+    updated_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AutoTopUpRow:
+    student_id: str
+    enabled: bool
+    threshold_fen: int
+    amount_fen: int
+    last_topup_id: str
+    last_failure: str
+    updated_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class BankChangeRow:
+    """A change of co-branded bank (funds/): the old account closed once its top-ups are final."""
+
+    student_id: str
+    card_no: str
+    old_bank_code: str
+    new_bank_code: str
+    created_ms: int
+    state: str  # domain.topup.ChangeState
+    paid_out_fen: int
+    updated_ms: int

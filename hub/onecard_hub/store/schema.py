@@ -375,6 +375,45 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (bank_code, business_date)
     );
     """,
+    # funds (issue 5, funds/): top-ups 圈存 (written PENDING with their transfer id before the
+    # debit; upserted as they settle), auto top-up settings, changes of co-branded bank.
+    """
+    CREATE TABLE topups (
+        topup_id      TEXT PRIMARY KEY,
+        student_id    TEXT NOT NULL,
+        school_id     TEXT NOT NULL,
+        card_no       TEXT NOT NULL,
+        bank_code     TEXT NOT NULL,
+        amount_fen    INTEGER NOT NULL,
+        origin        TEXT NOT NULL,
+        business_date TEXT NOT NULL,
+        created_ms    INTEGER NOT NULL,
+        state         TEXT NOT NULL,
+        reason        TEXT NOT NULL,
+        reversals     INTEGER NOT NULL,
+        updated_ms    INTEGER NOT NULL
+    );
+    CREATE TABLE auto_topups (
+        student_id    TEXT PRIMARY KEY,
+        enabled       INTEGER NOT NULL,
+        threshold_fen INTEGER NOT NULL,
+        amount_fen    INTEGER NOT NULL,
+        last_topup_id TEXT NOT NULL,
+        last_failure  TEXT NOT NULL,
+        updated_ms    INTEGER NOT NULL
+    );
+    CREATE TABLE bank_changes (
+        student_id    TEXT NOT NULL,
+        card_no       TEXT NOT NULL,
+        old_bank_code TEXT NOT NULL,
+        new_bank_code TEXT NOT NULL,
+        created_ms    INTEGER NOT NULL,
+        state         TEXT NOT NULL,
+        paid_out_fen  INTEGER NOT NULL,
+        updated_ms    INTEGER NOT NULL,
+        PRIMARY KEY (student_id, created_ms)
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

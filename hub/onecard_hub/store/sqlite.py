@@ -15,6 +15,7 @@ from onecard_hub.store.cardsys_rows import load_cardsys, write_cardsys
 from onecard_hub.store.feed_rows import load_feed, write_feed
 from onecard_hub.store.grant_rows import load_grants, write_grants
 from onecard_hub.store.settlement_rows import load_settlement, write_settlement
+from onecard_hub.store.topup_rows import load_funds, write_funds
 from onecard_hub.store.records import (
     AccountRow,
     AuditRow,
@@ -150,6 +151,8 @@ class SqliteStore:
                 await write_grants(db, batch)
             if batch.payments or batch.reconciliations:
                 await write_settlement(db, batch)
+            if batch.topups or batch.auto_topups or batch.bank_changes:
+                await write_funds(db, batch)
             self._since_checkpoint += len(batch.transfers) + len(batch.card_states)
             checkpoint = self._since_checkpoint >= self.checkpoint_rows
             if checkpoint:
@@ -322,6 +325,7 @@ class SqliteStore:
         await load_cardsys(self.db, snap)
         await load_grants(self.db, snap)
         await load_settlement(self.db, snap)
+        await load_funds(self.db, snap)
         if usage_since_ms is not None:
             await load_usage(self.db, snap, usage_since_ms)
         return snap

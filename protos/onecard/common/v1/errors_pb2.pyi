@@ -76,6 +76,14 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """PERMISSION_DENIED: the identity check failed (ID number or PIN does not match)."""
     ERROR_REASON_ROLE_NOT_ALLOWED: _ErrorReason.ValueType  # 21
     """PERMISSION_DENIED: the operator's role does not allow this (a clerk on a province-only call)."""
+    ERROR_REASON_LIMIT_EXCEEDED: _ErrorReason.ValueType  # 22
+    """FAILED_PRECONDITION: a top-up over the per-top-up or the daily limit. ErrorInfo metadata "limit_fen"
+    names the limit, "left_fen" what is left today.
+    """
+    ERROR_REASON_BANK_DISAGREES: _ErrorReason.ValueType  # 23
+    """FAILED_PRECONDITION: a manual-review resolution the bank contradicts (it says the debit posted, or
+    that nothing was debited). ErrorInfo metadata "bank_status" says what the bank answered.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper): ...
 
@@ -129,4 +137,12 @@ ERROR_REASON_IDENTITY_CHECK_FAILED: ErrorReason.ValueType  # 20
 """PERMISSION_DENIED: the identity check failed (ID number or PIN does not match)."""
 ERROR_REASON_ROLE_NOT_ALLOWED: ErrorReason.ValueType  # 21
 """PERMISSION_DENIED: the operator's role does not allow this (a clerk on a province-only call)."""
+ERROR_REASON_LIMIT_EXCEEDED: ErrorReason.ValueType  # 22
+"""FAILED_PRECONDITION: a top-up over the per-top-up or the daily limit. ErrorInfo metadata "limit_fen"
+names the limit, "left_fen" what is left today.
+"""
+ERROR_REASON_BANK_DISAGREES: ErrorReason.ValueType  # 23
+"""FAILED_PRECONDITION: a manual-review resolution the bank contradicts (it says the debit posted, or
+that nothing was debited). ErrorInfo metadata "bank_status" says what the bank answered.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
