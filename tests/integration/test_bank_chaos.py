@@ -3,10 +3,10 @@ started with `--bank` (real SQLite files in tmp_path):
 
 - with the bank fully down (an outage), gate and canteen authorizations keep being approved from
   wallets — a payment never waits on a bank;
-- top-ups, a grant batch and wallet refunds against a bank with 10% errors, 10% timeouts and 10%
-  dropped replies (a fixed seed): afterwards every operation is final, the hub's ledger sums to zero,
-  the bank simulator's accounts changed by exactly the hub's bank clearing flows (DESIGN §10), and
-  reconciliation (对账) leaves no difference unexplained.
+- top-ups, a grant batch and wallet refunds (of graduates) against a bank with 10% errors, 10%
+  timeouts and 10% dropped replies (a fixed seed): afterwards every operation is final, the hub's
+  ledger sums to zero, the bank simulator's accounts changed by exactly the hub's bank clearing flows
+  (DESIGN §10), and reconciliation (对账) leaves no difference unexplained.
 """
 
 from __future__ import annotations
@@ -22,9 +22,18 @@ import pytest
 from onecard.auth.v1 import authorization_service_pb2 as auth_pb
 from onecard.bank.v1 import bank_service_pb2 as bank_pb
 from onecard.bank.v1 import bank_service_pb2_grpc as bank_grpc
+from onecard.funds.v1 import funds_service_pb2 as funds_pb
 from onecard.grants.v1 import grant_service_pb2 as grants_pb
-from onecard_client import AdminClient, ClientConfig, GrantsClient
-from onecard_client.campus import CampusCredentials
+from onecard.settlement.v1 import settlement_service_pb2 as settlement_pb
+from onecard_client import (
+    AdminClient,
+    ClientConfig,
+    FundsClient,
+    GrantsClient,
+    SettlementClient,
+    StudentRecordsClient,
+)
+from onecard_client.campus import CampusCredentials, CardCredential
 from onecard_hub.domain.clock import ManualClock
 from onecard_hub.server import RunningHub, running_hub
 from tests.conftest import hub_config
@@ -96,6 +105,12 @@ async def test_with_the_bank_down_gates_and_canteens_keep_approving_from_wallets
 CHAOS = {"error_rate": 0.1, "timeout_rate": 0.1, "drop_reply_rate": 0.1, "seed": 5}
 BUSINESS_DATE = "2026-11-24"
 GRANT_FEN = 120_000
+TOP_UP_FEN = 3_000
+FINAL_PAYMENT = {
+    settlement_pb.PAYMENT_STATUS_PAID,
+    settlement_pb.PAYMENT_STATUS_FAILED,
+    settlement_pb.PAYMENT_STATUS_NOTHING_TO_PAY,
+}
 FINAL_LIMIT_S = 90.0
 
 
@@ -114,38 +129,81 @@ async def _until(what: str, check: Callable[[], Awaitable[bool]], limit_s: float
 
 
 @pytest.mark.slow
-async def test_grants_against_a_faulty_bank_end_final_and_money_is_conserved(
+async def test_top_ups_grants_and_refunds_against_a_faulty_bank_end_final_and_conserve_money(
     banked_hub: RunningHub, bank: object, creds: CampusCredentials
 ) -> None:
     running: Any = bank
     school = creds.schools[0]
-    students = [c.student_id for c in creds.cards_of(school) if c.usable][:24]
+    cards = [c for c in creds.cards_of(school) if c.usable and c.bank_status == "active"]
+    topping, granted, leaving = cards[:12], cards[12:24], cards[24:28]
     config = ClientConfig(target=banked_hub.target)
-    async with AdminClient(ADMIN, config) as admin, GrantsClient(ADMIN, config) as grants:
+    async with (
+        AdminClient(ADMIN, config) as admin,
+        FundsClient(ADMIN, config) as funds,
+        GrantsClient(ADMIN, config) as grants,
+        SettlementClient(ADMIN, config) as settlement,
+        StudentRecordsClient(ADMIN, config) as records,
+    ):
+        for card in leaving:
+            await records.graduate_student(f"chaos-grad-{card.card_no}", card.student_id)
         clearing_before, _ = await _clearing_and_sum(admin)
         bank_before = await running.store.total_fen()
         await running.control.set_faults(**CHAOS)
 
-        items = [(student_id, GRANT_FEN) for student_id in students]
+        async def top_up(card: CardCredential) -> str:
+            answer = await funds.top_up(
+                f"chaos-t-{card.card_no}", TOP_UP_FEN, card_no=card.card_no, deadline_s=30
+            )
+            return answer.topup.topup_id
+
+        topup_ids = await asyncio.gather(*(top_up(card) for card in topping))
+        items = [(card.student_id, GRANT_FEN) for card in granted]
         await grants.submit_grant_batch(
             "chaos-g1", school, "CHAOS-1", grants_pb.GRANT_TYPE_NATIONAL_GRANT, YEAR, items
         )
         await grants.approve_grant_batch("chaos-g2", school, "CHAOS-1")
+        for card in leaving:
+            await settlement.refund_wallet(f"chaos-r-{card.card_no}", card.student_id, deadline_s=30)
+
+        async def top_ups_final() -> bool:
+            states = [(await funds.get_top_up(t)).topup.state for t in topup_ids]
+            return funds_pb.TOP_UP_STATE_PENDING not in states
 
         async def batch_done() -> bool:
             batch = (await grants.get_grant_batch(school, "CHAOS-1")).batch
             return batch.status == grants_pb.BATCH_STATUS_DONE
 
+        async def refunds_answered() -> bool:  # UNCERTAIN ones are settled by reconciliation below
+            for c in leaving:
+                refund = (await settlement.refund_wallet(f"chaos-r2-{c.card_no}", c.student_id)).refund
+                if refund.status == settlement_pb.PAYMENT_STATUS_PENDING:
+                    return False
+            return True
+
+        await _until("top-ups", top_ups_final)
         await _until("grant batch", batch_done)
+        await _until("refunds", refunds_answered)
         faults = await running.control.clear_faults()
         assert faults.counts  # faults were injected
 
+        reconciled = await settlement.reconcile("chaos-recon", BUSINESS_DATE)
+        assert reconciled.unexplained == 0, reconciled
+
+        topups = [(await funds.get_top_up(t)).topup for t in topup_ids]
+        assert {t.state for t in topups} <= {funds_pb.TOP_UP_STATE_POSTED, funds_pb.TOP_UP_STATE_VOIDED}
+        assert not (await funds.list_manual_review(school_id=school)).topups
         batch = (await grants.get_grant_batch(school, "CHAOS-1")).batch
         assert {i.status for i in batch.items} <= FINAL_ITEM
+        refunds = [
+            (await settlement.refund_wallet(f"chaos-r3-{c.card_no}", c.student_id)).refund for c in leaving
+        ]
+        assert {r.status for r in refunds} <= FINAL_PAYMENT
         clearing_after, ledger_sum = await _clearing_and_sum(admin)
         bank_after = await running.store.total_fen()
     assert ledger_sum == 0
     # DESIGN §10: the bank simulator's accounts changed by exactly the hub's bank clearing flows.
     assert bank_after - bank_before == clearing_after - clearing_before
+    posted = sum(t.amount_fen for t in topups if t.state == funds_pb.TOP_UP_STATE_POSTED)
     paid = sum(i.amount_fen for i in batch.items if i.status == grants_pb.ITEM_STATUS_PAID)
-    assert bank_after - bank_before == paid  # nothing paid twice
+    refunded = sum(r.amount_fen for r in refunds if r.status == settlement_pb.PAYMENT_STATUS_PAID)
+    assert bank_after - bank_before == paid + refunded - posted  # each moved once, nothing twice

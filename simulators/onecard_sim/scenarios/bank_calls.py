@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Iterable
 from typing import Any
 
+from onecard.bank.v1 import bank_service_pb2 as bank_pb
 from onecard.funds.v1 import funds_service_pb2 as funds_pb
 from onecard.grants.v1 import grant_service_pb2 as grants_pb
 from onecard_client import DeadlineExceededError, UnavailableError
@@ -112,6 +113,24 @@ class BankCalls:
             "manual_review": review,
             "grant_item": await self.grant_items_open(),
         }
+
+    async def resolve_manual_review(self, tag: str) -> int:
+        """What an operator does once the bank is back: each top-up in manual review is looked up at
+        the bank (GetTransfer) and resolved as the bank has it (POSTED, or VOIDED); the hub checks the
+        resolution against the bank itself. Returns how many were resolved."""
+        resolved = 0
+        for school_id in self.campus.schools:
+            client = self._client("FundsClient", self.access.operator_for(school_id))
+            for topup in (await client.list_manual_review(school_id=school_id)).topups:
+                found = await self.bank_sim.control.get_transfer(topup.bank_code, topup.transfer_id)
+                posted = found.status == bank_pb.TRANSFER_STATUS_POSTED
+                resolution = funds_pb.RESOLUTION_POSTED if posted else funds_pb.RESOLUTION_VOIDED
+                note = f"bank-outage: the bank has it {bank_pb.TransferStatus.Name(found.status)}"
+                await client.resolve_manual_review(
+                    f"{tag}-{topup.topup_id}", topup.topup_id, resolution, note
+                )
+                resolved += 1
+        return resolved
 
     async def submit_grant_batch(
         self, school_id: str, students: Iterable[SimStudent], amount_fen: int, batch_id: str

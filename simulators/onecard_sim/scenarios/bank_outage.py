@@ -9,7 +9,9 @@ explain every difference, and money must be conserved (DESIGN §10).
 - The outage: `BankControlService.SetFaults(outage_s=…)` at `outage_start_at` of the run, ended with
   `outage_s=0` at `outage_end_at`. Wallet approvals answered in between (sent after the bank went down,
   answered before it came back) are `bank.approved_during_outage`.
-- The end: wait (at most `settle_timeout_s`) until the hub reports no bank operation in flight, run
+- The end: wait (at most `settle_timeout_s`) until the hub reports no bank operation in flight — top-ups
+  that went to manual review (the bank stayed down longer than the reversal retries) are resolved as an
+  operator would, from the bank's own record, once nothing else is pending —, run
   reconciliation for the business date, read the bank simulator's balances again. The hub's bank
   clearing accounts and the simulator's balances are read before the stretch and after the wait,
   with nothing in flight either time (`bank_invariants.check_bank`).
@@ -71,6 +73,7 @@ class BankOutage(Episode):
         self.clearing_before: dict[str, int] = {}
         self.clearing_after: dict[str, int] = {}
         self.problems: list[str] = []
+        self.manual_resolved = 0  # top-ups the scenario's operator resolved from manual review
 
     def _pick(self, usable: list[SimStudent], share: float) -> list[SimStudent]:
         count = min(len(usable), round(share * len(usable)))
@@ -169,10 +172,16 @@ class BankOutage(Episode):
         """Waits (bounded) until nothing is in flight at the bank, reconciles, reads the balances."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.plan.settle_timeout_s
+        resolved = False
         while True:
             self.not_final = await self.calls.not_final()
             if not any(self.not_final.values()) or loop.time() >= deadline:
                 break
+            others = sum(n for kind, n in self.not_final.items() if kind != "manual_review")
+            if not others and not resolved:  # only manual review is left: the operator resolves it
+                self.manual_resolved = await self.calls.resolve_manual_review(f"review-{self.tag}")
+                resolved = True
+                continue
             await asyncio.sleep(POLL_S)
         self.unexplained = await self.calls.reconcile(self.business_date, f"recon-{self.tag}")
         self.clearing_after = await self.calls.ledger_by_kind()
