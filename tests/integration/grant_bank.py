@@ -1,7 +1,8 @@
-"""A small in-process BankService for the grant tests (Credit, GetTransfer, Reverse), with
-seeded faults: errors (not applied), timeouts (not applied, DEADLINE_EXCEEDED) and dropped replies
-(applied, then UNAVAILABLE). It stands in until `onecard-sim bank` (issue 5, K1) lands; the tests
-then run against `running_bank(...)` instead.
+"""A small in-process BankService (Credit, GetTransfer, Reverse) for grant outcomes the bank
+simulator does not make on demand: a credit RETURNED at once, a credit applied and then never
+answered (not even to an inquiry) while the hub stops. Seeded faults too: errors (not applied),
+timeouts (not applied, DEADLINE_EXCEEDED) and dropped replies (applied, then UNAVAILABLE). The
+main grant tests run against `onecard-sim bank` (test_grants_bank_sim.py).
 """
 
 from __future__ import annotations

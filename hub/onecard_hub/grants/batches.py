@@ -77,24 +77,36 @@ def check_new_batch(batch_id: str, grant_type: int, academic_year: str, lines: i
         raise InvalidArgument("items", f"at most {MAX_ITEMS}")
 
 
+def usable(card: Card) -> bool:
+    return card.status not in (CardStatus.REPLACED, CardStatus.CANCELLED)
+
+
 def current_card(hub: Hub, student: Student) -> Card | None:
     """The card that carries the student's bank account now (not replaced nor cancelled)."""
-    cards = [
-        c
-        for c in hub.campus.cards.values()
-        if c.student is student and c.status not in (CardStatus.REPLACED, CardStatus.CANCELLED)
-    ]
+    cards = [c for c in hub.campus.cards.values() if c.student is student and usable(c)]
     return max(cards, key=lambda c: c.issued_ms) if cards else None
+
+
+def current_cards(hub: Hub) -> dict[str, Card]:
+    """`current_card` of every student at once (one pass over the cards): student_id → card."""
+    found: dict[str, Card] = {}
+    for card in hub.campus.cards.values():
+        if usable(card):
+            best = found.get(card.student.student_id)
+            if best is None or card.issued_ms > best.issued_ms:
+                found[card.student.student_id] = card
+    return found
 
 
 def _notify(hub: Hub, book: GrantBook, batch: GrantBatch, now: int) -> list[Notification]:
     told = book.notices.get(batch.key, {})
     new: list[Notification] = []
+    cards = current_cards(hub)
     for item in batch.items.values():
         if item.student_id in told or item.final:
             continue
         student = hub.campus.students[item.student_id]
-        card = current_card(hub, student)
+        card = cards.get(item.student_id)
         if needs_notice(card.bank_status if card else None):
             new.append(
                 Notification(

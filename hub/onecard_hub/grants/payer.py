@@ -35,7 +35,8 @@ from onecard_hub.domain.grants import (
     transfer_id,
 )
 from onecard_hub.domain.ledger import Account, AccountKind, TransferKind
-from onecard_hub.grants.batches import current_card
+from onecard_hub.domain.model import Card
+from onecard_hub.grants.batches import current_cards
 from onecard_hub.grants.book import GrantBook, batch_row, item_row
 from onecard_hub.hub import Hub
 from onecard_hub.store.records import Batch
@@ -65,6 +66,8 @@ class GrantPayer:
         self._busy: set[tuple[str, str, str]] = set()
         self._task: asyncio.Task[None] | None = None
         self._items: set[asyncio.Task[None]] = set()
+        self._cards: dict[str, Card] = {}  # student → current card, as of the last wake
+        self._accounts: dict[tuple[AccountKind, str], Account] = {}
 
     def start(self) -> None:
         self._wake.set()  # resume what a restart left
@@ -86,6 +89,7 @@ class GrantPayer:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            self._cards = current_cards(self._hub)
             for batch in self._book.unfinished():
                 for item in list(batch.items.values()):
                     key = (batch.school_id, batch.batch_id, item.student_id)
@@ -113,8 +117,7 @@ class GrantPayer:
     async def _attempt(self, batch: GrantBatch, item: GrantItem) -> None:
         date_ = self._business_date()
         if item.status == ItemStatus.PENDING:
-            student = self._hub.campus.students[item.student_id]
-            card = current_card(self._hub, student)
+            card = self._cards.get(item.student_id)
             now = self._hub.clock.now_ms()
             if card is None or not card.bank_code:
                 await self._final(batch, item, ItemStatus.FAILED, FailReason.NO_CARD, [])
@@ -197,10 +200,13 @@ class GrantPayer:
         await self._commit(rows)
 
     def _account(self, kind: AccountKind, owner: str) -> Account:
-        for account in self._hub.campus.ledger.accounts.values():
-            if account.kind == kind and account.owner == owner:
-                return account
-        raise LookupError(f"no {kind} account of {owner}")
+        if (kind, owner) not in self._accounts:
+            for account in self._hub.campus.ledger.accounts.values():
+                if account.kind in (AccountKind.GRANT_POOL, AccountKind.BANK_CLEARING):
+                    self._accounts[(account.kind, account.owner)] = account
+        if (kind, owner) not in self._accounts:
+            raise LookupError(f"no {kind} account of {owner}")
+        return self._accounts[(kind, owner)]
 
     def _business_date(self) -> str:
         return (date(1970, 1, 1) + timedelta(days=business_day(self._hub.clock.now_ms()))).isoformat()
