@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from onecard_sim.scenarios.bank_invariants import BANK_KEYS, BankFacts, check_bank, clearing_change
+from onecard_sim.scenarios.bank_parts import missing_bank_parts
 from onecard_sim.scenarios.catalog import lookup
 from onecard_sim.scenarios.invariants import LedgerTotals, RunFacts, check
 from onecard_sim.scenarios.report import REPORT_KEYS, Report, write_report
@@ -120,3 +121,7 @@ def test_bank_outage_is_in_the_catalogue_with_its_outage_inside_the_run() -> Non
     assert spec.bank is not None and spec.canteen
     assert 0 < spec.bank.outage_start_at < spec.bank.outage_end_at < 1
     assert spec.simulated_s == 7200  # the lunch rush
+
+
+def test_every_part_bank_outage_drives_is_built() -> None:
+    assert missing_bank_parts() == []
