@@ -83,9 +83,13 @@ async def banked_campus(
 async def test_with_the_bank_down_gates_and_canteens_keep_approving_from_wallets(
     banked_campus: Campus, bank: object
 ) -> None:
+    campus = banked_campus
+    cards = [campus.card(school, skip=skip) for school in (0, 1) for skip in range(3)]
+    async with FundsClient(ADMIN, ClientConfig(target=campus.target)) as funds:
+        for card in cards:  # every purchase leaves the wallet under the threshold: an auto top-up each
+            await funds.set_auto_top_up(f"auto-{card.card_no}", 100_000, 5_000, True, card_no=card.card_no)
     faults = await set_faults(bank.target, outage_s=OUTAGE_S)  # type: ignore[attr-defined]
     assert faults.outage_left_s > 0
-    campus = banked_campus
     for school in (0, 1):
         for skip in range(3):
             card = campus.card(school, skip=skip)
@@ -98,6 +102,21 @@ async def test_with_the_bank_down_gates_and_canteens_keep_approving_from_wallets
             assert meal.balance_fen == before - 650
     still_down = await set_faults(bank.target, outage_s=OUTAGE_S)  # type: ignore[attr-defined]
     assert still_down.outage_left_s > 0  # the bank was down all along
+    # The auto top-ups those purchases asked for waited for the bank off the purchase path; once it
+    # is back each ends final (posted, or voided after its reversal).
+    await set_faults(bank.target, outage_s=0)  # type: ignore[attr-defined]
+    async with FundsClient(ADMIN, ClientConfig(target=campus.target)) as funds:
+
+        async def auto_top_ups_final() -> bool:
+            for card in cards:
+                last = (await funds.get_bank_function(card.student_id)).auto_topup.last_topup_id
+                if last and (await funds.get_top_up(last)).topup.state == funds_pb.TOP_UP_STATE_PENDING:
+                    return False
+            return True
+
+        await _until("auto top-ups", auto_top_ups_final)
+        fired = [(await funds.get_bank_function(c.student_id)).auto_topup.last_topup_id for c in cards]
+        assert all(fired)  # each purchase did ask for one
 
 
 # -- 10% errors, 10% timeouts, 10% dropped replies --------------------------------------------------
