@@ -179,11 +179,17 @@ class BankOutage(Episode):
                 break
             others = sum(n for kind, n in self.not_final.items() if kind != "manual_review")
             if not others and not resolved:  # only manual review is left: the operator resolves it
-                self.manual_resolved = await self.calls.resolve_manual_review(f"review-{self.tag}")
                 resolved = True
+                try:
+                    self.manual_resolved = await self.calls.resolve_manual_review(f"review-{self.tag}")
+                except OneCardError as error:
+                    self.problems.append(f"bank: resolving manual review failed: {error}")
                 continue
             await asyncio.sleep(POLL_S)
-        self.unexplained = await self.calls.reconcile(self.business_date, f"recon-{self.tag}")
+        try:
+            self.unexplained = await self.calls.reconcile(self.business_date, f"recon-{self.tag}")
+        except OneCardError as error:
+            self.problems.append(f"bank: reconciliation (对账) of {self.business_date} failed: {error}")
         self.clearing_after = await self.calls.ledger_by_kind()
         self.bank_after = await self.calls.bank_total_fen()
 
