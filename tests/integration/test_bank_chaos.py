@@ -6,7 +6,9 @@ started with `--bank` (real SQLite files in tmp_path):
 - top-ups, a grant batch and wallet refunds (of graduates) against a bank with 10% errors, 10%
   timeouts and 10% dropped replies (a fixed seed): afterwards every operation is final, the hub's
   ledger sums to zero, the bank simulator's accounts changed by exactly the hub's bank clearing flows
-  (DESIGN §10), and reconciliation (对账) leaves no difference unexplained.
+  (DESIGN §10), and reconciliation (对账) leaves no difference unexplained;
+- bad input end to end: a grant CSV with an unknown student, a negative amount, a duplicate line,
+  another school's student and broken rows — each line named; the good lines paid once.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ ENTRY, BUY = auth_pb.SCENE_GATE_ENTRY, auth_pb.SCENE_CANTEEN_PURCHASE
 OUTAGE_S = 600.0
 ADMIN = "province-admin"
 YEAR = "2026-2027-1"
+NATIONAL = grants_pb.GRANT_TYPE_NATIONAL_GRANT
 FINAL_ITEM = {grants_pb.ITEM_STATUS_PAID, grants_pb.ITEM_STATUS_FAILED, grants_pb.ITEM_STATUS_RETURNED}
 
 
@@ -226,3 +229,65 @@ async def test_top_ups_grants_and_refunds_against_a_faulty_bank_end_final_and_co
     paid = sum(i.amount_fen for i in batch.items if i.status == grants_pb.ITEM_STATUS_PAID)
     refunded = sum(r.amount_fen for r in refunds if r.status == settlement_pb.PAYMENT_STATUS_PAID)
     assert bank_after - bank_before == paid + refunded - posted  # each moved once, nothing twice
+
+
+# -- bad input, end to end -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_a_csv_batch_with_bad_lines_names_each_line_and_pays_the_good_ones_once(
+    banked_hub: RunningHub, bank: object, creds: CampusCredentials
+) -> None:
+    running: Any = bank
+    school = creds.schools[0]
+    cards = [c for c in creds.cards_of(school) if c.usable and c.bank_status == "active"]
+    good = cards[:3]
+    other_school = next(c for c in creds.cards_of(creds.schools[1]) if c.usable)
+    csv = "\n".join(
+        [
+            "student_id,amount_fen",
+            f"{good[0].student_id},50000",  # line 2
+            f"{good[1].student_id},50000",
+            "S-NOBODY,50000",  # line 4: unknown student
+            f"{good[2].student_id},-100",  # line 5: negative
+            f"{good[0].student_id},50000",  # line 6: duplicate of line 2
+            f"{other_school.student_id},50000",  # line 7: another school's student
+            f"{good[2].student_id}",  # line 8: broken row
+            f"{good[2].student_id},fifty",  # line 9: not an amount
+        ]
+    )
+    config = ClientConfig(target=banked_hub.target)
+    async with GrantsClient(ADMIN, config) as grants:
+        bank_before = await running.store.total_fen()
+        refused = await grants.import_grant_batch_csv("bad-1", school, "BAD-1", NATIONAL, YEAR, csv)
+        assert not refused.accepted  # a bad line refuses the whole batch: nothing written
+        problems = {e.line: e.problem for e in refused.errors}
+        assert problems == {
+            4: grants_pb.LINE_PROBLEM_UNKNOWN_STUDENT,
+            5: grants_pb.LINE_PROBLEM_AMOUNT_NOT_POSITIVE,
+            6: grants_pb.LINE_PROBLEM_DUPLICATE_STUDENT,
+            7: grants_pb.LINE_PROBLEM_OTHER_SCHOOL,
+            8: grants_pb.LINE_PROBLEM_MALFORMED_ROW,
+            9: grants_pb.LINE_PROBLEM_MALFORMED_ROW,
+        }
+        assert all(e.message for e in refused.errors)
+
+        taken = await grants.import_grant_batch_csv(
+            "bad-2", school, "BAD-2", NATIONAL, YEAR, csv, accept_valid_lines=True
+        )
+        assert taken.accepted and len(taken.batch.items) == 2  # lines 2 and 3
+        again = await grants.import_grant_batch_csv(
+            "bad-2", school, "BAD-2", NATIONAL, YEAR, csv, accept_valid_lines=True
+        )
+        assert again.batch.batch_id == "BAD-2" and len(again.batch.items) == 2  # the same answer
+        await grants.approve_grant_batch("bad-3", school, "BAD-2")
+        await grants.approve_grant_batch("bad-3", school, "BAD-2")  # a repeated approval pays nothing more
+
+        async def batch_done() -> bool:
+            batch = (await grants.get_grant_batch(school, "BAD-2")).batch
+            return batch.status == grants_pb.BATCH_STATUS_DONE
+
+        await _until("grant batch", batch_done)
+        batch = (await grants.get_grant_batch(school, "BAD-2")).batch
+    assert {i.status for i in batch.items} == {grants_pb.ITEM_STATUS_PAID}
+    assert await running.store.total_fen() - bank_before == 2 * 50_000  # each good line paid once
