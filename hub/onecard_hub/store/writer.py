@@ -92,7 +92,11 @@ class JournalWriter:
             raise Overloaded("too many writes waiting for the journal")
 
     def submit(self, rows: Batch) -> asyncio.Future[None]:
-        """Queues rows for the next commit; the future resolves once they are durable."""
+        """Queues rows for the next commit; the future resolves once they are durable.
+
+        The future is shared by everything in the same commit: await it through
+        `asyncio.shield`, so that a cancelled caller cannot cancel it for the others.
+        """
         if self._done is None:
             self._done = asyncio.get_running_loop().create_future()
         self._batch.extend(rows)
@@ -119,7 +123,8 @@ class JournalWriter:
             except BaseException as exc:  # the in-memory state is now ahead of the journal
                 log.critical("journal write failed; the hub stops accepting writes", exc_info=True)
                 self.failed = exc
-                done.set_exception(Unavailable("the journal failed"))
+                if not done.done():  # a waiter may have cancelled the shared future
+                    done.set_exception(Unavailable("the journal failed"))
                 if self._done is not None:
                     self._done.set_exception(Unavailable("the journal failed"))
                     self._done = None
@@ -132,7 +137,8 @@ class JournalWriter:
             self._rows += size
             self._largest = max(self._largest, size)
             self._tell_listeners(batch)
-            done.set_result(None)
+            if not done.done():  # a waiter that awaited it unshielded and was cancelled cancels it
+                done.set_result(None)
 
     def _tell_listeners(self, batch: Batch) -> None:
         """Hands each durable batch to the listeners (the live blocklist feed), in commit order."""
