@@ -7,12 +7,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from onecard_cli import cards, grants, money, reconcile, report, scenes, students, terminals
+from onecard_cli import cards, funds, grants, money, reconcile, report, scenes, students, terminals
 from onecard_cli.session import DEFAULT_HUB, Session, UsageError
 from onecard_client.errors import OneCardError, TLSConfigurationError
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
-GROUPS = (report, terminals, money, cards, students, scenes, grants, reconcile)
+GROUPS = (report, terminals, money, cards, students, scenes, grants, reconcile, funds)
 
 Command = Callable[[argparse.Namespace, Session], int]
 

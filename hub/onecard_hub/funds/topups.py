@@ -122,7 +122,7 @@ class TopUps:
         """prepare, journal PENDING (durable before any bank call), launch."""
         topup = self.prepare(card, amount_fen, origin)
         try:
-            await self.hub.writer.submit(Batch(topups=[topup_row(topup)]))
+            await asyncio.shield(self.hub.writer.submit(Batch(topups=[topup_row(topup)])))
         except BaseException:
             self.forget(topup)
             raise
@@ -196,7 +196,7 @@ class TopUps:
                 )
             topup.reversals += 1
             topup.updated_ms = self.hub.clock.now_ms()
-            await self.hub.writer.submit(Batch(topups=[topup_row(topup)]))
+            await asyncio.shield(self.hub.writer.submit(Batch(topups=[topup_row(topup)])))
             answer = await bank.reverse(
                 topup.reversal_id, topup.bank_code, topup.transfer_id, topup.business_date
             )
@@ -228,8 +228,8 @@ class TopUps:
             created_ms=now,
         )
         topup.state, topup.reason, topup.updated_ms = TopUpState.POSTED, reason, now
-        await self.hub.writer.submit(
-            Batch(transfers=[transfer], topups=[topup_row(topup)], audit=audit or [])
+        await asyncio.shield(
+            self.hub.writer.submit(Batch(transfers=[transfer], topups=[topup_row(topup)], audit=audit or []))
         )
         self._ended(topup)
 
@@ -239,7 +239,7 @@ class TopUps:
         if topup.state.final:
             return
         topup.state, topup.reason, topup.updated_ms = state, reason, self.hub.clock.now_ms()
-        await self.hub.writer.submit(Batch(topups=[topup_row(topup)], audit=audit or []))
+        await asyncio.shield(self.hub.writer.submit(Batch(topups=[topup_row(topup)], audit=audit or [])))
         self._ended(topup)
 
     def _ended(self, topup: TopUp) -> None:
