@@ -123,7 +123,6 @@ async def test_a_restart_resumes_pending_top_ups(
             assert hub.hub.campus.ledger.total_fen() == 0
 
 
-@pytest.mark.slow
 async def test_with_faults_every_top_up_ends_final_and_money_is_conserved(
     campus_dir: Path, clock: ManualClock, creds: CampusCredentials, tmp_path: Path
 ) -> None:

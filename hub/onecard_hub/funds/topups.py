@@ -188,13 +188,15 @@ class TopUps:
             step, reason = after_debit(result.outcome, result.reject_reason)
         else:
             step, reason = Step.REVERSE, ""
+        tried = 0
         while step is Step.REVERSE:
-            if topup.reversals:
+            if tried:  # the first reversal of this task goes at once (also right after a restart)
                 jitter = self._random.random()
                 await asyncio.sleep(
                     backoff_s(topup.reversals, self.backoff_base_s, self.backoff_cap_s, jitter)
                 )
             topup.reversals += 1
+            tried += 1
             topup.updated_ms = self.hub.clock.now_ms()
             await asyncio.shield(self.hub.writer.submit(Batch(topups=[topup_row(topup)])))
             answer = await bank.reverse(
