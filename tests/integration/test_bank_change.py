@@ -46,6 +46,10 @@ async def test_the_old_account_closes_after_its_pending_top_up_settles(
             pb.BANK_CHANGE_STATE_PENDING_CLOSE  # the top-up at the old bank is not final yet
         )
 
+        with pytest.raises(FailedPreconditionError) as back:  # not back to the account being closed
+            await w.client.change_bank(rid(), card.student_id, old, holder.id_number)
+        assert back.value.reason == "ILLEGAL_TRANSITION" and back.value.field == "new_bank_code"
+
         await w.bank.control.set_faults(outage_s=0, bank_code=old)
         settled = await until_final(w.client, pending.topup_id)
         assert settled.state == pb.TOP_UP_STATE_VOIDED and settled.bank_code == old

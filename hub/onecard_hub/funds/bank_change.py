@@ -48,6 +48,14 @@ async def change_bank(
     if new_bank_code == card.bank_code:
         raise InvalidArgument("new_bank_code", f"the card is already with {new_bank_code}")
     student = card.student
+    closing = [c for c in book.changes.get(student.student_id, ()) if c.state is ChangeState.PENDING_CLOSE]
+    if any(c.old_bank_code == new_bank_code for c in closing):
+        raise FailedPrecondition(
+            f"new_bank_code: the account at {new_bank_code} is being closed; choose it again once closed",
+            reason="ILLEGAL_TRANSITION",
+            field="new_bank_code",
+            metadata={"state": ChangeState.PENDING_CLOSE.value},
+        )
     checked = check_proof(hub, proof)
     now = hub.clock.now_ms()
     check_identity(
