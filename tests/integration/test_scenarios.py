@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from onecard_sim.cli import main
-from onecard_sim.scenarios.catalog import NOT_BUILT
 from onecard_sim.scenarios.report import REPORT_KEYS
 
 SMALL = ("--schools", "1", "--students", "200", "--gates", "2", "--pos", "4", "--duration", "5")
@@ -81,15 +80,6 @@ def test_meal_rush_over_mutual_tls(tmp_path: Path) -> None:
     done, doc = _scenario("meal-rush", tmp_path, "--tls")
     _check_common(done, doc, tmp_path, "meal-rush")
     assert "(mutual TLS" in (tmp_path / "hub.log").read_text(encoding="utf-8")
-
-
-@pytest.mark.parametrize("name", sorted(NOT_BUILT) or [pytest.param("none", marks=pytest.mark.skip)])
-def test_scenarios_not_built_yet_say_so_and_exit_2(
-    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["scenario", name, "--out", str(tmp_path / "out")]) == 2
-    assert "not built yet" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
 
 
 def test_an_unknown_scenario_lists_the_scenarios(capsys: pytest.CaptureFixture[str]) -> None:

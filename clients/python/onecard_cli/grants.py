@@ -65,7 +65,9 @@ def _show_batch(console: Console, batch: pb.GrantBatch) -> None:
     show_rows(console, "items", doc.get("items", []))
 
 
-def _show_submitted(console: Console, r: pb.SubmitGrantBatchResponse) -> None:
+def _show_submitted(
+    console: Console, r: pb.SubmitGrantBatchResponse | pb.ImportGrantBatchCsvResponse
+) -> None:
     if r.accepted:
         console.print(f"accepted; {r.notified} students told to activate their bank function first")
         _show_batch(console, r.batch)

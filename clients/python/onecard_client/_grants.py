@@ -59,7 +59,7 @@ class GrantsClient(_AsyncClient):
         *,
         accept_valid_lines: bool = False,
         deadline_s: float | None = None,
-    ) -> pb.SubmitGrantBatchResponse:
+    ) -> pb.ImportGrantBatchCsvResponse:
         """The same from CSV text with the header `student_id,amount_fen`."""
         request = pb.ImportGrantBatchCsvRequest(
             request_id=request_id,

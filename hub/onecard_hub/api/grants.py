@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from typing import TypeVar
+
 import grpc
 from google.protobuf.message import Message
 
@@ -23,6 +26,9 @@ from onecard_hub.grants import batches as uc
 from onecard_hub.grants.runtime import Grants
 from onecard_hub.hub import Hub
 from onecard_hub.security.protect import RequestFingerprint
+
+# The two ways to submit a batch answer the same fields, each in its own message (Buf style).
+Submission = TypeVar("Submission", pb.SubmitGrantBatchResponse, pb.ImportGrantBatchCsvResponse)
 
 
 def batch_pb(hub: Hub, batch: GrantBatch) -> pb.GrantBatch:
@@ -95,8 +101,8 @@ class GrantServicer(pb_grpc.GrantServiceServicer):
     def _print(self, method: str, request: Message) -> bytes:
         return self._fingerprint(method, request.SerializeToString(deterministic=True))
 
-    def _submitted(self, s: uc.Submitted) -> pb.SubmitGrantBatchResponse:
-        return pb.SubmitGrantBatchResponse(
+    def _submitted(self, answer: type[Submission], s: uc.Submitted) -> Submission:
+        return answer(
             accepted=s.accepted,
             batch=batch_pb(self._hub, s.batch) if s.batch is not None else None,
             errors=[
@@ -118,7 +124,8 @@ class GrantServicer(pb_grpc.GrantServiceServicer):
         method: str,
         lines: list[Line],
         parse_errors: list[LineError],
-    ) -> pb.SubmitGrantBatchResponse:
+        answer: type[Submission],
+    ) -> Submission:
         operator = self._identity.operator(context)
         request_id = convert.request_id(request.request_id)
         uc.check_new_batch(request.batch_id, request.grant_type, request.academic_year, len(lines))
@@ -138,21 +145,25 @@ class GrantServicer(pb_grpc.GrantServiceServicer):
             request_id,
             new,
             self._print(method, request),
-            self._submitted,
-            pb.SubmitGrantBatchResponse.FromString,
+            functools.partial(self._submitted, answer),
+            answer.FromString,
         )
 
     async def SubmitGrantBatch(
         self, request: pb.SubmitGrantBatchRequest, context: grpc.aio.ServicerContext
     ) -> pb.SubmitGrantBatchResponse:
         lines = [Line(n, i.student_id, i.amount_fen) for n, i in enumerate(request.items, start=1)]
-        return await self._submit(context, request, "SubmitGrantBatch", lines, [])
+        return await self._submit(
+            context, request, "SubmitGrantBatch", lines, [], pb.SubmitGrantBatchResponse
+        )
 
     async def ImportGrantBatchCsv(
         self, request: pb.ImportGrantBatchCsvRequest, context: grpc.aio.ServicerContext
-    ) -> pb.SubmitGrantBatchResponse:
+    ) -> pb.ImportGrantBatchCsvResponse:
         lines, errors = parse_grant_csv(request.csv)
-        return await self._submit(context, request, "ImportGrantBatchCsv", lines, errors)
+        return await self._submit(
+            context, request, "ImportGrantBatchCsv", lines, errors, pb.ImportGrantBatchCsvResponse
+        )
 
     async def NotifyBatch(
         self, request: pb.NotifyBatchRequest, context: grpc.aio.ServicerContext

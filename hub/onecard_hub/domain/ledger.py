@@ -27,7 +27,8 @@ class TransferKind(enum.StrEnum):
     REVERSAL = "reversal"  # 冲正: merchant → wallet, undoing a purchase
     # wallet → merchant, booked from a terminal's offline upload; may take the wallet below zero
     OFFLINE_PURCHASE = "offline_purchase"
-    GRANT_PAYMENT = "grant_payment"  # 奖助学金: grant pool → bank clearing, a grant item paid to the bank account
+    # 奖助学金: grant pool → bank clearing, a grant item paid to the bank account
+    GRANT_PAYMENT = "grant_payment"
     GRANT_RETURN = "grant_return"  # bank clearing → grant pool, a paid grant item sent back (退回)
     MERCHANT_SETTLEMENT = "merchant_settlement"  # merchant → bank clearing: a day's takings paid out
     WALLET_REFUND = "wallet_refund"  # wallet → bank clearing: a leaving student's balance paid out

@@ -14,8 +14,6 @@ from onecard_hub.store import statements as sql
 from onecard_hub.store.cardsys_rows import load_cardsys, write_cardsys
 from onecard_hub.store.feed_rows import load_feed, write_feed
 from onecard_hub.store.grant_rows import load_grants, write_grants
-from onecard_hub.store.settlement_rows import load_settlement, write_settlement
-from onecard_hub.store.topup_rows import load_funds, write_funds
 from onecard_hub.store.records import (
     AccountRow,
     AuditRow,
@@ -39,6 +37,8 @@ from onecard_hub.store.records import (
     TransferRow,
 )
 from onecard_hub.store.schema import MIGRATIONS, SCHEMA_VERSION
+from onecard_hub.store.settlement_rows import load_settlement, write_settlement
+from onecard_hub.store.topup_rows import load_funds, write_funds
 from onecard_hub.store.usage_rows import load_usage
 
 log = logging.getLogger(__name__)

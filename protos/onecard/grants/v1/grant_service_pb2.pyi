@@ -373,6 +373,40 @@ class SubmitGrantBatchResponse(_message.Message):
 Global___SubmitGrantBatchResponse: _TypeAlias = SubmitGrantBatchResponse  # noqa: Y015
 
 @_typing.final
+class ImportGrantBatchCsvResponse(_message.Message):
+    """The same answer as SubmitGrantBatchResponse, field for field."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCEPTED_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
+    ERRORS_FIELD_NUMBER: _builtins.int
+    NOTIFIED_FIELD_NUMBER: _builtins.int
+    accepted: _builtins.bool
+    """False: refused whole, nothing written; `errors` says why."""
+    notified: _builtins.int
+    """Students notified at submit (bank function not activated)."""
+    @_builtins.property
+    def batch(self) -> Global___GrantBatch: ...
+    @_builtins.property
+    def errors(self) -> _containers.RepeatedCompositeFieldContainer[Global___LineError]: ...
+    def __init__(
+        self,
+        *,
+        accepted: _builtins.bool = ...,
+        batch: Global___GrantBatch | None = ...,
+        errors: _abc.Iterable[Global___LineError] | None = ...,
+        notified: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "batch", b"batch", "errors", b"errors", "notified", b"notified"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportGrantBatchCsvResponse: _TypeAlias = ImportGrantBatchCsvResponse  # noqa: Y015
+
+@_typing.final
 class GrantItem(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

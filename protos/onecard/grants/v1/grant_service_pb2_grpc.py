@@ -42,7 +42,7 @@ class GrantServiceStub:
         self.ImportGrantBatchCsv = channel.unary_unary(
                 '/onecard.grants.v1.GrantService/ImportGrantBatchCsv',
                 request_serializer=onecard_dot_grants_dot_v1_dot_grant__service__pb2.ImportGrantBatchCsvRequest.SerializeToString,
-                response_deserializer=onecard_dot_grants_dot_v1_dot_grant__service__pb2.SubmitGrantBatchResponse.FromString,
+                response_deserializer=onecard_dot_grants_dot_v1_dot_grant__service__pb2.ImportGrantBatchCsvResponse.FromString,
                 _registered_method=True)
         self.NotifyBatch = channel.unary_unary(
                 '/onecard.grants.v1.GrantService/NotifyBatch',
@@ -153,7 +153,7 @@ def add_GrantServiceServicer_to_server(servicer, server):
             'ImportGrantBatchCsv': grpc.unary_unary_rpc_method_handler(
                     servicer.ImportGrantBatchCsv,
                     request_deserializer=onecard_dot_grants_dot_v1_dot_grant__service__pb2.ImportGrantBatchCsvRequest.FromString,
-                    response_serializer=onecard_dot_grants_dot_v1_dot_grant__service__pb2.SubmitGrantBatchResponse.SerializeToString,
+                    response_serializer=onecard_dot_grants_dot_v1_dot_grant__service__pb2.ImportGrantBatchCsvResponse.SerializeToString,
             ),
             'NotifyBatch': grpc.unary_unary_rpc_method_handler(
                     servicer.NotifyBatch,
@@ -239,7 +239,7 @@ class GrantService:
             target,
             '/onecard.grants.v1.GrantService/ImportGrantBatchCsv',
             onecard_dot_grants_dot_v1_dot_grant__service__pb2.ImportGrantBatchCsvRequest.SerializeToString,
-            onecard_dot_grants_dot_v1_dot_grant__service__pb2.SubmitGrantBatchResponse.FromString,
+            onecard_dot_grants_dot_v1_dot_grant__service__pb2.ImportGrantBatchCsvResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -47,7 +47,7 @@ class GrantServiceStub:
     then the good lines form the batch and `errors` lists the rest. Students without an activated
     bank function are notified at once.
     """
-    ImportGrantBatchCsv: _grpc.UnaryUnaryMultiCallable[_grant_service_pb2.ImportGrantBatchCsvRequest, _grant_service_pb2.SubmitGrantBatchResponse]
+    ImportGrantBatchCsv: _grpc.UnaryUnaryMultiCallable[_grant_service_pb2.ImportGrantBatchCsvRequest, _grant_service_pb2.ImportGrantBatchCsvResponse]
     """The same from CSV text: header `student_id,amount_fen` (amount in integer fen; an optional
     third column `note` is ignored); line numbers in errors count the header as line 1.
     """
@@ -78,7 +78,7 @@ class GrantServiceAsyncStub(GrantServiceStub):
     then the good lines form the batch and `errors` lists the rest. Students without an activated
     bank function are notified at once.
     """
-    ImportGrantBatchCsv: _aio.UnaryUnaryMultiCallable[_grant_service_pb2.ImportGrantBatchCsvRequest, _grant_service_pb2.SubmitGrantBatchResponse]  # type: ignore[assignment]
+    ImportGrantBatchCsv: _aio.UnaryUnaryMultiCallable[_grant_service_pb2.ImportGrantBatchCsvRequest, _grant_service_pb2.ImportGrantBatchCsvResponse]  # type: ignore[assignment]
     """The same from CSV text: header `student_id,amount_fen` (amount in integer fen; an optional
     third column `note` is ignored); line numbers in errors count the header as line 1.
     """
@@ -118,7 +118,7 @@ class GrantServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _grant_service_pb2.ImportGrantBatchCsvRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_grant_service_pb2.SubmitGrantBatchResponse, _abc.Awaitable[_grant_service_pb2.SubmitGrantBatchResponse]]:
+    ) -> _typing.Union[_grant_service_pb2.ImportGrantBatchCsvResponse, _abc.Awaitable[_grant_service_pb2.ImportGrantBatchCsvResponse]]:
         """The same from CSV text: header `student_id,amount_fen` (amount in integer fen; an optional
         third column `note` is ignored); line numbers in errors count the header as line 1.
         """
