@@ -205,7 +205,8 @@ class Hub:
             result = TapResult(DeclineReason.REVERSED, self.campus.cards.get(tap.card_no))
         else:
             result = self.campus.authorize(tap, now)
-        self.usage.record(tap.terminal.school_id, tap.card_no, tap.scene, business_day(now), result.approved)
+        day = business_day(now)
+        self.usage.record(tap.terminal.school_id, tap.card_no, tap.scene, day, result.approved)
         self._seq += 1
         response = render(tap, result, now, self._seq)
         body = response.SerializeToString()
@@ -224,7 +225,7 @@ class Hub:
                     int(tap.scene),
                     int(result.reason),
                     tap.amount_fen,
-                    business_day(now),
+                    day,
                     result.meal_window,
                     result.qr_nonce,
                     result.qr_expires_ms,

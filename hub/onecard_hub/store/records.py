@@ -5,7 +5,8 @@ These are plain data shared by every store backend (SQLite now, PostgreSQL later
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
 
 from onecard_hub.domain.blocklist import BlocklistChange
 from onecard_hub.domain.ledger import Transfer
@@ -111,64 +112,20 @@ class Batch:
     bank_changes: list[BankChangeRow] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return (
-            len(self.requests)
-            + len(self.terminals)
-            + len(self.terminal_status)
-            + len(self.offline)
-            + len(self.cards)
-            + len(self.guardians)
-            + len(self.audit)
-            + len(self.accounts)
-            + len(self.students)
-            + len(self.student_status)
-            + len(self.live_scenes)
-            + len(self.loans)
-            + len(self.exam_sessions)
-            + len(self.exam_seats)
-            + len(self.exam_check_ins)
-            + len(self.blocklist)
-            + len(self.misuse)
-            + len(self.cardsys)
-            + len(self.grant_batches)
-            + len(self.grant_items)
-            + len(self.grant_notices)
-            + len(self.payments)
-            + len(self.reconciliations)
-            + len(self.topups)
-            + len(self.auto_topups)
-            + len(self.bank_changes)
-        )
+        """Rows that count toward a commit's size: every list but transfers and card states,
+        which ride along with the request that made them."""
+        return sum(map(len, _counted(self)))
 
     def extend(self, other: Batch) -> None:
-        self.requests.extend(other.requests)
-        self.transfers.extend(other.transfers)
-        self.card_states.extend(other.card_states)
-        self.terminals.extend(other.terminals)
-        self.terminal_status.extend(other.terminal_status)
-        self.offline.extend(other.offline)
-        self.cards.extend(other.cards)
-        self.guardians.extend(other.guardians)
-        self.audit.extend(other.audit)
-        self.accounts.extend(other.accounts)
-        self.students.extend(other.students)
-        self.student_status.extend(other.student_status)
-        self.live_scenes.extend(other.live_scenes)
-        self.loans.extend(other.loans)
-        self.exam_sessions.extend(other.exam_sessions)
-        self.exam_seats.extend(other.exam_seats)
-        self.exam_check_ins.extend(other.exam_check_ins)
-        self.blocklist.extend(other.blocklist)
-        self.misuse.extend(other.misuse)
-        self.cardsys.extend(other.cardsys)
-        self.grant_batches.extend(other.grant_batches)
-        self.grant_items.extend(other.grant_items)
-        self.grant_notices.extend(other.grant_notices)
-        self.payments.extend(other.payments)
-        self.reconciliations.extend(other.reconciliations)
-        self.topups.extend(other.topups)
-        self.auto_topups.extend(other.auto_topups)
-        self.bank_changes.extend(other.bank_changes)
+        for name in _ROW_LISTS:
+            rows = getattr(other, name)
+            if rows:
+                getattr(self, name).extend(rows)
+
+
+# Every row list of a Batch, so that merging and counting cannot forget a new one.
+_ROW_LISTS = tuple(f.name for f in fields(Batch))
+_counted = attrgetter(*(name for name in _ROW_LISTS if name not in ("transfers", "card_states")))
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,6 +65,7 @@ class JournalWriter:
         self._window_start = 0.0
         self._window_calls = 0
         self._batch = Batch()
+        self._pending_rows = 0  # len(self._batch), kept as rows arrive
         self._done: asyncio.Future[None] | None = None
         self._full: asyncio.Future[None] | None = None
         self._wake = asyncio.Event()
@@ -82,13 +83,13 @@ class JournalWriter:
 
     @property
     def pending(self) -> int:
-        return len(self._batch)
+        return self._pending_rows
 
     def check_accepting(self) -> None:
         """Raises before a decision is made, so an overloaded or failed hub changes nothing."""
         if self.failed is not None or self._closing:
             raise Unavailable("the hub is not accepting writes")
-        if len(self._batch) >= self._max_pending:
+        if self._pending_rows >= self._max_pending:
             raise Overloaded("too many writes waiting for the journal")
 
     def submit(self, rows: Batch) -> asyncio.Future[None]:
@@ -100,9 +101,10 @@ class JournalWriter:
         if self._done is None:
             self._done = asyncio.get_running_loop().create_future()
         self._batch.extend(rows)
+        self._pending_rows += len(rows)
         self._wake.set()
         full = self._full
-        if full is not None and len(self._batch) >= self._full_rows and not full.done():
+        if full is not None and self._pending_rows >= self._full_rows and not full.done():
             full.set_result(None)
         return self._done
 
@@ -116,8 +118,9 @@ class JournalWriter:
                 continue
             if self._busy and not self._closing:
                 await self._linger()
-            batch, done = self._batch, self._done
+            batch, done, size = self._batch, self._done, self._pending_rows
             self._batch, self._done = Batch(), None
+            self._pending_rows = 0
             try:
                 await self._store.write(batch)
             except BaseException as exc:  # the in-memory state is now ahead of the journal
@@ -132,7 +135,6 @@ class JournalWriter:
                     raise
                 return
             self._batches += 1
-            size = len(batch)
             self._judge_load(len(batch.requests))
             self._rows += size
             self._largest = max(self._largest, size)
@@ -159,7 +161,7 @@ class JournalWriter:
 
     async def _linger(self) -> None:
         """Waits up to `linger_s` for more rows, or until the batch is full."""
-        if len(self._batch) >= self._full_rows:
+        if self._pending_rows >= self._full_rows:
             return
         loop = asyncio.get_running_loop()
         self._full = full = loop.create_future()
@@ -179,7 +181,7 @@ class JournalWriter:
             self.task = None
 
     def stats(self) -> WriterStats:
-        return WriterStats(self._batches, self._rows, self._largest, len(self._batch))
+        return WriterStats(self._batches, self._rows, self._largest, self._pending_rows)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
