@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Protocol
 
 CST = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -64,6 +64,11 @@ def local_minute_of_day(now_ms: int) -> int:
 def business_day(now_ms: int) -> int:
     """Days since 1970-01-01 in CST; rolls over at local midnight."""
     return (now_ms // 60_000 + _CST_OFFSET_MIN) // MINUTES_PER_DAY
+
+
+def business_date(now_ms: int) -> str:
+    """The business day of `now_ms` as an ISO date ("2026-09-01"), as the banks book it."""
+    return (date(1970, 1, 1) + timedelta(days=business_day(now_ms))).isoformat()
 
 
 def to_cst(now_ms: int) -> datetime:

@@ -21,11 +21,10 @@ import logging
 import random
 import secrets
 from collections.abc import Callable
-from datetime import date, timedelta
 
 from onecard_hub.bank.gateway import BankGateway
 from onecard_hub.domain.bank import BankOutcome
-from onecard_hub.domain.clock import business_day
+from onecard_hub.domain.clock import business_date
 from onecard_hub.domain.errors import FailedPrecondition, NotFound, Unavailable
 from onecard_hub.domain.ledger import Account, AccountKind, TransferKind
 from onecard_hub.domain.model import Card, CardStatus
@@ -76,7 +75,7 @@ class TopUps:
     # -- starting ----------------------------------------------------------------------------
 
     def business_date(self) -> str:
-        return (date(1970, 1, 1) + timedelta(days=business_day(self.hub.clock.now_ms()))).isoformat()
+        return business_date(self.hub.clock.now_ms())
 
     def prepare(self, card: Card, amount_fen: int, origin: Origin) -> TopUp:
         """Checks the card and the amount; the new PENDING top-up counts towards the day's limit at

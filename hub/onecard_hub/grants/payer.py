@@ -19,11 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import date, timedelta
 
 from onecard_hub.bank.gateway import BankGateway
 from onecard_hub.domain.bank import BankOutcome
-from onecard_hub.domain.clock import business_day
+from onecard_hub.domain.clock import business_date
 from onecard_hub.domain.grants import (
     GRANT_NAMES,
     MAX_ATTEMPTS,
@@ -115,7 +114,7 @@ class GrantPayer:
             self._busy.discard(key)
 
     async def _attempt(self, batch: GrantBatch, item: GrantItem) -> None:
-        date_ = self._business_date()
+        date_ = business_date(self._hub.clock.now_ms())
         if item.status == ItemStatus.PENDING:
             card = self._cards.get(item.student_id)
             now = self._hub.clock.now_ms()
@@ -207,9 +206,6 @@ class GrantPayer:
         if (kind, owner) not in self._accounts:
             raise LookupError(f"no {kind} account of {owner}")
         return self._accounts[(kind, owner)]
-
-    def _business_date(self) -> str:
-        return (date(1970, 1, 1) + timedelta(days=business_day(self._hub.clock.now_ms()))).isoformat()
 
     async def _commit(self, rows: Batch) -> None:
         """Durable before the payer goes on. Shielded: the commit's future is shared with other

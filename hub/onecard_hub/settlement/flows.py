@@ -9,9 +9,8 @@ Top-ups (圈存) register their own flow when they land (`Settlement.add_flow`).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, timedelta
 
-from onecard_hub.domain.clock import business_day
+from onecard_hub.domain import clock
 from onecard_hub.domain.grants import ItemStatus
 from onecard_hub.domain.reconciliation import Action, HubState, HubTransfer
 from onecard_hub.grants.book import GrantBook
@@ -25,10 +24,6 @@ GRANT_STATES = {
 }
 
 
-def date_of(ms: int) -> str:
-    return (date(1970, 1, 1) + timedelta(days=business_day(ms))).isoformat()
-
-
 class GrantFlow:
     def __init__(self, book: GrantBook) -> None:
         self._book = book
@@ -39,7 +34,7 @@ class GrantFlow:
                 if (
                     item.transfer_id
                     and item.bank_code == bank_code
-                    and date_of(item.updated_ms) == business_date
+                    and clock.business_date(item.updated_ms) == business_date
                 ):
                     yield HubTransfer(
                         item.transfer_id, bank_code, "grant", item.amount_fen, GRANT_STATES[item.status]

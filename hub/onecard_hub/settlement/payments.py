@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import date, timedelta
 
 from onecard_hub.domain.bank import BankOutcome, TransferResult
-from onecard_hub.domain.clock import business_day
+from onecard_hub.domain.clock import business_date
 from onecard_hub.domain.ledger import Account, AccountKind, TransferKind
 from onecard_hub.domain.settlement import PaymentStatus
 from onecard_hub.hub import Hub
@@ -159,4 +158,4 @@ class Payer:
         raise LookupError(f"no {kind} account of {owner}")
 
     def today(self) -> str:
-        return (date(1970, 1, 1) + timedelta(days=business_day(self._hub.clock.now_ms()))).isoformat()
+        return business_date(self._hub.clock.now_ms())
