@@ -366,28 +366,8 @@ class SqliteStore:
                 "INSERT INTO schools (school_id, name, policy_json) VALUES (?, ?, ?)",
                 [(s.school_id, s.name, s.policy_json) for s in data.schools],
             )
-            await db.executemany(
-                "INSERT INTO accounts VALUES (?, ?, ?, ?)",
-                [(a.account_id, a.kind, a.owner, a.balance_fen) for a in data.accounts],
-            )
-            await db.executemany(
-                "INSERT INTO students VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        s.student_id,
-                        s.school_id,
-                        s.name,
-                        s.id_number_enc,
-                        s.id_number_index,
-                        s.id_number_masked,
-                        s.birth_date,
-                        s.student_group,
-                        s.enrollment,
-                        s.wallet_account_id,
-                    )
-                    for s in data.students
-                ],
-            )
+            await db.executemany(sql.INSERT_ACCOUNT, [sql.account_params(a) for a in data.accounts])
+            await db.executemany(sql.INSERT_STUDENT, [sql.student_params(s) for s in data.students])
             await db.executemany(sql.UPSERT_CARD, [sql.card_params(c) for c in data.cards])
             await db.executemany(
                 "INSERT INTO merchants VALUES (?, ?, ?, ?)",
