@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 
-from onecard_hub.domain.campus import Tap, TapResult
+from onecard_hub.domain.campus import Campus, Tap, TapResult
 from onecard_hub.domain.clock import business_day
 from onecard_hub.domain.errors import InvalidArgument, NotFound, PermissionDenied
 from onecard_hub.domain.library import LibraryDecision, Loan
@@ -34,10 +34,7 @@ async def borrow(
     render: Callable[[LibraryDecision, int], M],
     parse: Callable[[bytes], M],
 ) -> M:
-    def decide(now: int) -> LibraryDecision:
-        return hub.library.borrow(hub.campus, tap, book_id, now)
-
-    return await _desk_call(hub, BORROW, tap, fingerprint, decide, render, parse)
+    return await _desk_call(hub, BORROW, hub.library.borrow, tap, book_id, fingerprint, render, parse)
 
 
 async def return_book(
@@ -48,25 +45,24 @@ async def return_book(
     render: Callable[[LibraryDecision, int], M],
     parse: Callable[[bytes], M],
 ) -> M:
-    def decide(now: int) -> LibraryDecision:
-        return hub.library.return_book(hub.campus, tap, book_id, now)
-
-    return await _desk_call(hub, RETURN, tap, fingerprint, decide, render, parse)
+    return await _desk_call(hub, RETURN, hub.library.return_book, tap, book_id, fingerprint, render, parse)
 
 
 async def _desk_call(
     hub: Hub,
     method: str,
+    decide: Callable[[Campus, Tap, str, int], LibraryDecision],
     tap: Tap,
+    book_id: str,
     fingerprint: bytes,
-    decide: Callable[[int], LibraryDecision],
     render: Callable[[LibraryDecision, int], M],
     parse: Callable[[bytes], M],
 ) -> M:
+    """`decide` is the domain rule (`Library.borrow` or `Library.return_book`)."""
     key = (tap.terminal.terminal_id, tap.request_id)
 
     def act(now: int) -> tuple[M, Batch, RequestRow]:
-        decision = decide(now)
+        decision = decide(hub.campus, tap, book_id, now)
         result = decision.tap
         rows = Batch(
             card_states=card_state_rows(result.card, result.card_changed),
