@@ -25,7 +25,7 @@ from onecard_hub.domain.model import Enrollment, Operator, Student, Wallet
 from onecard_hub.domain.pii import mask_id_number, mask_name
 from onecard_hub.domain.roster_csv import RosterRow
 from onecard_hub.hub import Hub
-from onecard_hub.idempotency import Entry
+from onecard_hub.once import run_once
 from onecard_hub.security.protect import FieldProtector
 from onecard_hub.store.records import AccountRow, AuditRow, Batch, RequestRow, StudentRow, StudentStatusRow
 
@@ -64,20 +64,16 @@ async def idempotent(
     parse: Callable[[bytes], M],
     decide: Callable[[int], tuple[M, Batch]],
 ) -> M:
-    """The operator-call pattern of `hub.py`: replay a known request, else decide (which checks
-    everything, then changes memory and returns the response and its rows) and commit."""
-    hub._healthy()
+    """The operator-call pattern (`once.run_once`, keyed by (operator, request_id)): replay a known
+    request, else decide (which checks everything, then changes memory and returns the response and
+    its rows) and commit."""
     key = (operator.operator_id, request_id)
-    entry = hub.registry.get(key)
-    if entry is not None and not entry.tombstone:
-        return await hub._replay(entry, method, fingerprint, parse)
-    hub.writer.check_accepting()
-    now = hub.clock.now_ms()
-    response, rows = decide(now)
-    body = response.SerializeToString()
-    rows.requests.append(RequestRow(key[0], key[1], method, fingerprint, body, now))
-    await hub._commit(key, Entry(method, fingerprint, now, body), rows)
-    return response
+
+    def act(now: int) -> tuple[M, Batch, RequestRow]:
+        response, rows = decide(now)
+        return response, rows, RequestRow(key[0], key[1], method, b"", b"", now)
+
+    return await run_once(hub, key, method, fingerprint, parse, act)
 
 
 # -- scope -------------------------------------------------------------------------
