@@ -77,7 +77,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             operator,
             request_id,
             row,
-            self._fingerprint("RegisterTerminal", request.SerializeToString(deterministic=True)),
+            self._fingerprint.of("RegisterTerminal", request),
             lambda t: pb.RegisterTerminalResponse(terminal=_terminal_message(t)),
             pb.RegisterTerminalResponse.FromString,
         )
@@ -114,7 +114,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             request_id,
             terminal_id,
             request.enabled,
-            self._fingerprint("SetTerminalEnabled", request.SerializeToString(deterministic=True)),
+            self._fingerprint.of("SetTerminalEnabled", request),
             lambda t: pb.SetTerminalEnabledResponse(terminal=_terminal_message(t)),
             pb.SetTerminalEnabledResponse.FromString,
         )
@@ -166,7 +166,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             request_id,
             school_id,
             scenes,
-            self._fingerprint("SetLiveScenes", request.SerializeToString(deterministic=True)),
+            self._fingerprint.of("SetLiveScenes", request),
             lambda view: pb.SetLiveScenesResponse(school=school_message(view)),
             pb.SetLiveScenesResponse.FromString,
         )

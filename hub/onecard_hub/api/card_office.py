@@ -112,9 +112,6 @@ class CardOfficeServicer(pb_grpc.CardOfficeServiceServicer):
     def _operator(self, context: grpc.aio.ServicerContext) -> Operator:
         return self._identity.operator(context)
 
-    def _print(self, method: str, request: Message) -> bytes:
-        return self._fingerprint(method, request.SerializeToString(deterministic=True))
-
     def _restore_keys(self, message: pb.CardPersonalization) -> None:
         """Completes a personalization kept without its keys (an idempotent replay)."""
         card = self._hub.campus.cards.get(message.card_no)
@@ -150,7 +147,7 @@ class CardOfficeServicer(pb_grpc.CardOfficeServiceServicer):
             operator,
             request_id,
             order,
-            self._print("IssueCard", request),
+            self._fingerprint.of("IssueCard", request),
             lambda issued: pb.IssueCardResponse(
                 card=card_message(issued.view), personalization=_keys(issued.keys)
             ),
@@ -204,7 +201,7 @@ class CardOfficeServicer(pb_grpc.CardOfficeServiceServicer):
             operator,
             request_id,
             orders,
-            self._print("BulkIssueCards", request),
+            self._fingerprint.of("BulkIssueCards", request),
             render,
             parse,
             redact,
@@ -236,7 +233,7 @@ class CardOfficeServicer(pb_grpc.CardOfficeServiceServicer):
             operator,
             request_id,
             order,
-            self._print("ReplaceCard", request),
+            self._fingerprint.of("ReplaceCard", request),
             lambda r: pb.ReplaceCardResponse(
                 old_card=card_message(r.old),
                 new_card=card_message(r.new.view),
@@ -269,7 +266,7 @@ class CardOfficeServicer(pb_grpc.CardOfficeServiceServicer):
             action,
             request_id,
             request.card_no,
-            self._print(action.value, request),
+            self._fingerprint.of(action.value, request),
             render,
             parse,
             proof,
@@ -341,7 +338,7 @@ class CardOfficeServicer(pb_grpc.CardOfficeServiceServicer):
             CardAction.SUSPEND_ECARD,
             convert.request_id(request.request_id),
             request.card_no,
-            self._print("SuspendECard", request),
+            self._fingerprint.of("SuspendECard", request),
             lambda v: pb.SuspendECardResponse(card=card_message(v)),
             pb.SuspendECardResponse.FromString,
         )
@@ -356,7 +353,7 @@ class CardOfficeServicer(pb_grpc.CardOfficeServiceServicer):
             CardAction.RESUME_ECARD,
             convert.request_id(request.request_id),
             request.card_no,
-            self._print("ResumeECard", request),
+            self._fingerprint.of("ResumeECard", request),
             lambda v: pb.ResumeECardResponse(card=card_message(v)),
             pb.ResumeECardResponse.FromString,
         )
@@ -374,7 +371,7 @@ class CardOfficeServicer(pb_grpc.CardOfficeServiceServicer):
             request.card_no,
             request.old_pin,
             request.new_pin,
-            self._print("ChangePin", request),
+            self._fingerprint.of("ChangePin", request),
             lambda v: pb.ChangePinResponse(card=card_message(v)),
             pb.ChangePinResponse.FromString,
         )
@@ -390,7 +387,7 @@ class CardOfficeServicer(pb_grpc.CardOfficeServiceServicer):
             request.card_no,
             _proof(request.proof),
             request.new_pin,
-            self._print("ResetPin", request),
+            self._fingerprint.of("ResetPin", request),
             lambda v: pb.ResetPinResponse(card=card_message(v)),
             pb.ResetPinResponse.FromString,
         )
@@ -408,7 +405,7 @@ class CardOfficeServicer(pb_grpc.CardOfficeServiceServicer):
             request_id,
             request.student_id,
             _guardian_input(request.guardian),
-            self._print("SetGuardian", request),
+            self._fingerprint.of("SetGuardian", request),
             lambda g: pb.SetGuardianResponse(
                 student_id=g.student_id, guardians=[_guardian_view(x) for x in g.guardians]
             ),

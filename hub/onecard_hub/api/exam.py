@@ -4,7 +4,6 @@ proto out."""
 from __future__ import annotations
 
 import grpc
-from google.protobuf.message import Message
 
 from onecard.exam.v1 import exam_service_pb2 as pb
 from onecard.exam.v1 import exam_service_pb2_grpc as pb_grpc
@@ -104,7 +103,7 @@ class ExamServicer(pb_grpc.ExamServiceServicer):
                 response.checked_in_at.FromMilliseconds(decision.first.at_ms)
             return response
 
-        fingerprint = self._fingerprint("CheckIn", request.SerializeToString(deterministic=True))
+        fingerprint = self._fingerprint.of("CheckIn", request)
         return await exams.check_in_at_tablet(
             self._hub, tap, session_id, room, fingerprint, render, pb.CheckInResponse.FromString
         )
@@ -115,9 +114,6 @@ class ExamAdminServicer(pb_grpc.ExamAdminServiceServicer):
         self._hub = hub
         self._fingerprint = fingerprint
         self._identity = identity
-
-    def _print(self, method: str, request: Message) -> bytes:
-        return self._fingerprint(method, request.SerializeToString(deterministic=True))
 
     async def CreateExamSession(
         self, request: pb.CreateExamSessionRequest, context: grpc.aio.ServicerContext
@@ -132,7 +128,7 @@ class ExamAdminServicer(pb_grpc.ExamAdminServiceServicer):
             operator,
             request_id,
             session,
-            self._print("CreateExamSession", request),
+            self._fingerprint.of("CreateExamSession", request),
             lambda s: pb.CreateExamSessionResponse(session=session_message(s)),
             pb.CreateExamSessionResponse.FromString,
         )
@@ -163,7 +159,7 @@ class ExamAdminServicer(pb_grpc.ExamAdminServiceServicer):
             request_id,
             session_id,
             rows,
-            self._print("ImportExamRoster", request),
+            self._fingerprint.of("ImportExamRoster", request),
             render,
             pb.ImportExamRosterResponse.FromString,
         )
@@ -185,7 +181,7 @@ class ExamAdminServicer(pb_grpc.ExamAdminServiceServicer):
             operator,
             request_id,
             session_id,
-            self._print("CloseExamSession", request),
+            self._fingerprint.of("CloseExamSession", request),
             render,
             pb.CloseExamSessionResponse.FromString,
         )

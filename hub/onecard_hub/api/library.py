@@ -51,7 +51,7 @@ class LibraryServicer(pb_grpc.LibraryServiceServicer):
                 response.loan.CopyFrom(loan_message(decision.loan, now_ms))
             return response
 
-        fingerprint = self._fingerprint("Borrow", request.SerializeToString(deterministic=True))
+        fingerprint = self._fingerprint.of("Borrow", request)
         return await library.borrow(
             self._hub, tap, book_id, fingerprint, render, pb.BorrowResponse.FromString
         )
@@ -67,7 +67,7 @@ class LibraryServicer(pb_grpc.LibraryServiceServicer):
                 response.loan.CopyFrom(loan_message(decision.loan, now_ms))
             return response
 
-        fingerprint = self._fingerprint("Return", request.SerializeToString(deterministic=True))
+        fingerprint = self._fingerprint.of("Return", request)
         return await library.return_book(
             self._hub, tap, book_id, fingerprint, render, pb.ReturnResponse.FromString
         )

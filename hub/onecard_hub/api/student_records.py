@@ -53,9 +53,6 @@ class StudentRecordsServicer(pb_grpc.StudentRecordsServiceServicer):
             card_nos=records.card_nos_of(self._hub, student),
         )
 
-    def _print(self, method: str, request: Message) -> bytes:
-        return self._fingerprint(method, request.SerializeToString(deterministic=True))
-
     async def EnrollStudent(
         self, request: pb.EnrollStudentRequest, context: grpc.aio.ServicerContext
     ) -> pb.EnrollStudentResponse:
@@ -80,7 +77,7 @@ class StudentRecordsServicer(pb_grpc.StudentRecordsServiceServicer):
             request_id,
             school_id,
             new,
-            self._print("EnrollStudent", request),
+            self._fingerprint.of("EnrollStudent", request),
             lambda s: pb.EnrollStudentResponse(student=self._student(s)),
             pb.EnrollStudentResponse.FromString,
         )
@@ -98,7 +95,14 @@ class StudentRecordsServicer(pb_grpc.StudentRecordsServiceServicer):
         student_id = convert.request_id(request.student_id, "student_id")
         method = records.ACTION_NAMES[action]
         return await records.change_status(
-            self._hub, operator, request_id, student_id, action, self._print(method, request), render, parse
+            self._hub,
+            operator,
+            request_id,
+            student_id,
+            action,
+            self._fingerprint.of(method, request),
+            render,
+            parse,
         )
 
     async def SuspendStudent(
@@ -158,7 +162,7 @@ class StudentRecordsServicer(pb_grpc.StudentRecordsServiceServicer):
             request_id,
             student_id,
             to_school_id,
-            self._print("TransferStudent", request),
+            self._fingerprint.of("TransferStudent", request),
             lambda s, from_school: pb.TransferStudentResponse(
                 student=self._student(s), from_school_id=from_school
             ),
@@ -193,7 +197,7 @@ class StudentRecordsServicer(pb_grpc.StudentRecordsServiceServicer):
             request_id,
             school_id,
             rows,
-            self._print("ImportRoster", request),
+            self._fingerprint.of("ImportRoster", request),
             _roster_response,
             pb.ImportRosterResponse.FromString,
         )

@@ -12,6 +12,7 @@ import hmac
 import secrets
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from google.protobuf.message import Message
 
 from onecard_hub.security.keys import HubKeys
 
@@ -51,3 +52,7 @@ class RequestFingerprint:
 
     def __call__(self, method: str, body: bytes) -> bytes:
         return hashlib.blake2b(method.encode() + b"\0" + body, key=self._key, digest_size=16).digest()
+
+    def of(self, method: str, request: Message) -> bytes:
+        """The fingerprint of a request message (its deterministic serialization)."""
+        return self(method, request.SerializeToString(deterministic=True))
