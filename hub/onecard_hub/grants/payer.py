@@ -21,6 +21,7 @@ import contextlib
 import logging
 
 from onecard_hub.bank.gateway import BankGateway
+from onecard_hub.bank.inquiry import settle_by_inquiry
 from onecard_hub.domain.bank import BankOutcome
 from onecard_hub.domain.clock import business_date
 from onecard_hub.domain.grants import (
@@ -136,29 +137,26 @@ class GrantPayer:
             )
         else:
             result = await self._bank.get_transfer(item.bank_code, item.transfer_id)
-        delay = self._backoff_s
-        while True:
-            answer = result.outcome
-            if answer == BankOutcome.POSTED:
-                await self._final(batch, item, ItemStatus.PAID, FailReason.NONE, [TransferKind.GRANT_PAYMENT])
-                return
-            if answer == BankOutcome.REJECTED:
-                reason = REJECT_REASONS.get(result.reject_reason, FailReason.MANUAL_REVIEW)
-                await self._final(batch, item, ItemStatus.FAILED, reason, [])
-                return
-            if answer == BankOutcome.RETURNED:
-                kinds = [TransferKind.GRANT_PAYMENT, TransferKind.GRANT_RETURN]
-                await self._final(batch, item, ItemStatus.RETURNED, FailReason.NONE, kinds)
-                return
-            if answer == BankOutcome.REVERSED:
-                await self._void(batch, item)
-                return
-            if answer == BankOutcome.NOT_FOUND:
-                reversal = f"R{item.transfer_id}"[:64]
-                await self._bank.reverse(reversal, item.bank_code, item.transfer_id, date_)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self._max_backoff_s)
-            result = await self._bank.get_transfer(item.bank_code, item.transfer_id)
+        result = await settle_by_inquiry(
+            self._bank,
+            result,
+            item.bank_code,
+            item.transfer_id,
+            date_,
+            backoff_s=self._backoff_s,
+            max_backoff_s=self._max_backoff_s,
+        )
+        answer = result.outcome
+        if answer == BankOutcome.POSTED:
+            await self._final(batch, item, ItemStatus.PAID, FailReason.NONE, [TransferKind.GRANT_PAYMENT])
+        elif answer == BankOutcome.REJECTED:
+            reason = REJECT_REASONS.get(result.reject_reason, FailReason.MANUAL_REVIEW)
+            await self._final(batch, item, ItemStatus.FAILED, reason, [])
+        elif answer == BankOutcome.RETURNED:
+            kinds = [TransferKind.GRANT_PAYMENT, TransferKind.GRANT_RETURN]
+            await self._final(batch, item, ItemStatus.RETURNED, FailReason.NONE, kinds)
+        else:  # REVERSED
+            await self._void(batch, item)
 
     async def _void(self, batch: GrantBatch, item: GrantItem) -> None:
         """The attempt never moved money (reversed before or after it arrived)."""

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from onecard_hub.domain.bank import ReversalResult, StatementResult, TransferResult
+from onecard_hub.bank.inquiry import InquiryBank
+from onecard_hub.domain.bank import StatementResult, TransferResult
 
 
-class SettlementBank(Protocol):
+class SettlementBank(InquiryBank, Protocol):
     async def credit(
         self,
         transfer_id: str,
@@ -22,20 +23,6 @@ class SettlementBank(Protocol):
         memo: str = "",
         deadline_s: float | None = None,
     ) -> TransferResult: ...
-
-    async def get_transfer(
-        self, bank_code: str, transfer_id: str, *, deadline_s: float | None = None
-    ) -> TransferResult: ...
-
-    async def reverse(
-        self,
-        reversal_id: str,
-        bank_code: str,
-        transfer_id: str,
-        business_date: str,
-        *,
-        deadline_s: float | None = None,
-    ) -> ReversalResult: ...
 
     async def statement(
         self, bank_code: str, business_date: str, *, deadline_s: float | None = None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from onecard_hub.bank.inquiry import settle_by_inquiry
 from onecard_hub.domain.bank import BankOutcome, TransferResult
 from onecard_hub.domain.clock import business_date
 from onecard_hub.domain.ledger import Account, AccountKind, TransferKind
@@ -85,34 +86,29 @@ class Payer:
         )
 
     async def _settle(self, payment: Payment, outcome: TransferResult) -> None:
-        delay = self._backoff_s
-        for _ in range(INQUIRIES):
-            answer = outcome.outcome
-            if answer is BankOutcome.POSTED:
-                await self.post(payment)
-                return
-            if answer is BankOutcome.REJECTED:
-                await self._finish(
-                    payment, PaymentStatus.FAILED, outcome.reject_reason.value.upper() or "REJECTED"
-                )
-                return
-            if answer is BankOutcome.RETURNED:
-                await self._finish(payment, PaymentStatus.FAILED, "RETURNED")
-                return
-            if answer is BankOutcome.REVERSED:
-                await self.void(payment)
-                return
-            if answer is BankOutcome.NOT_FOUND:
-                await self._bank.reverse(
-                    f"R{payment.transfer_id}"[:64],
-                    payment.bank_code,
-                    payment.transfer_id,
-                    payment.booked_date,
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self._max_backoff_s)
-            outcome = await self._bank.get_transfer(payment.bank_code, payment.transfer_id)
-        log.warning("payment %s: no definite answer yet; left uncertain", payment.transfer_id)
+        outcome = await settle_by_inquiry(
+            self._bank,
+            outcome,
+            payment.bank_code,
+            payment.transfer_id,
+            payment.booked_date,
+            backoff_s=self._backoff_s,
+            max_backoff_s=self._max_backoff_s,
+            inquiries=INQUIRIES,
+        )
+        answer = outcome.outcome
+        if answer is BankOutcome.POSTED:
+            await self.post(payment)
+        elif answer is BankOutcome.REJECTED:
+            await self._finish(
+                payment, PaymentStatus.FAILED, outcome.reject_reason.value.upper() or "REJECTED"
+            )
+        elif answer is BankOutcome.RETURNED:
+            await self._finish(payment, PaymentStatus.FAILED, "RETURNED")
+        elif answer is BankOutcome.REVERSED:
+            await self.void(payment)
+        else:
+            log.warning("payment %s: no definite answer yet; left uncertain", payment.transfer_id)
 
     async def post(self, payment: Payment) -> None:
         """The bank posted the current attempt: the ledger moves the amount to the bank's clearing account."""
