@@ -181,7 +181,7 @@ class FundsServicer(pb_grpc.FundsServiceServicer):
         hub = self._hub
         hub._healthy()
         key = (caller_id, request_id)
-        fingerprint = self._fingerprint(method, request.SerializeToString(deterministic=True))
+        fingerprint = self._fingerprint.of(method, request)
         entry = hub.registry.get(key)
         if entry is not None and not entry.tombstone:
             return await hub._replay(entry, method, fingerprint, parse)
@@ -202,7 +202,7 @@ class FundsServicer(pb_grpc.FundsServiceServicer):
         hub, topups = self._hub, self._funds.topups
         hub._healthy()
         key = (caller_id, request_id)
-        fingerprint = self._fingerprint("TopUp", request.SerializeToString(deterministic=True))
+        fingerprint = self._fingerprint.of("TopUp", request)
         entry = hub.registry.get(key)
         if entry is not None and not entry.tombstone:
             first = await hub._replay(entry, "TopUp", fingerprint, pb.TopUpResponse.FromString)

@@ -6,7 +6,6 @@ import functools
 from typing import TypeVar
 
 import grpc
-from google.protobuf.message import Message
 
 from onecard.grants.v1 import grant_service_pb2 as pb
 from onecard.grants.v1 import grant_service_pb2_grpc as pb_grpc
@@ -98,9 +97,6 @@ class GrantServicer(pb_grpc.GrantServiceServicer):
         self._fingerprint = fingerprint
         self._identity = identity
 
-    def _print(self, method: str, request: Message) -> bytes:
-        return self._fingerprint(method, request.SerializeToString(deterministic=True))
-
     def _submitted(self, answer: type[Submission], s: uc.Submitted) -> Submission:
         return answer(
             accepted=s.accepted,
@@ -144,7 +140,7 @@ class GrantServicer(pb_grpc.GrantServiceServicer):
             operator,
             request_id,
             new,
-            self._print(method, request),
+            self._fingerprint.of(method, request),
             functools.partial(self._submitted, answer),
             answer.FromString,
         )
@@ -176,7 +172,7 @@ class GrantServicer(pb_grpc.GrantServiceServicer):
             convert.request_id(request.request_id),
             request.school_id,
             request.batch_id,
-            self._print("NotifyBatch", request),
+            self._fingerprint.of("NotifyBatch", request),
             lambda n: pb.NotifyBatchResponse(notified=n),
             pb.NotifyBatchResponse.FromString,
         )
@@ -199,7 +195,7 @@ class GrantServicer(pb_grpc.GrantServiceServicer):
             convert.request_id(request.request_id),
             request.school_id,
             request.batch_id,
-            self._print("ApproveGrantBatch", request),
+            self._fingerprint.of("ApproveGrantBatch", request),
             lambda b: pb.ApproveGrantBatchResponse(batch=batch_pb(self._hub, b)),
             pb.ApproveGrantBatchResponse.FromString,
             self._grants.wake,
@@ -216,7 +212,7 @@ class GrantServicer(pb_grpc.GrantServiceServicer):
             convert.request_id(request.request_id),
             request.school_id,
             request.batch_id,
-            self._print("RetryFailedItems", request),
+            self._fingerprint.of("RetryFailedItems", request),
             lambda n, b: pb.RetryFailedItemsResponse(retried=n, batch=batch_pb(self._hub, b)),
             pb.RetryFailedItemsResponse.FromString,
             self._grants.wake,

@@ -125,7 +125,7 @@ class SettlementServicer(pb_grpc.SettlementServiceServicer):
         hub = self._hub
         hub._healthy()
         key = (operator.operator_id, request_id)
-        fingerprint = self._fingerprint(method, request.SerializeToString(deterministic=True))
+        fingerprint = self._fingerprint.of(method, request)
         entry = hub.registry.get(key)
         if entry is not None and not entry.tombstone:
             return await hub._replay(entry, method, fingerprint, parse)
