@@ -9,7 +9,7 @@ durable. `act` raises before it changes anything, so an error writes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TypeVar
 
@@ -42,5 +42,29 @@ async def run_once(
     record_tap(hub, request, now)  # usage statistics, when the call is a tap at a desk or tablet
     body = response.SerializeToString()
     rows.requests.append(replace(request, fingerprint=fingerprint, response=body, created_ms=now))
+    await hub._commit(key, Entry(method, fingerprint, now, body), rows)
+    return response
+
+
+async def run_once_awaiting(
+    hub: Hub,
+    key: tuple[str, str],
+    method: str,
+    fingerprint: bytes,
+    parse: Callable[[bytes], M],
+    act: Callable[[], Awaitable[M]],
+) -> M:
+    """For use cases that await (the bank) before they answer (funds, settlement): the same replay;
+    `act()` journals its own rows as it goes and is idempotent by purpose itself, so a crash before
+    the answer is durable repeats safely; the answer is journaled once it returns."""
+    hub._healthy()
+    entry = hub.registry.get(key)
+    if entry is not None and not entry.tombstone:
+        return await hub._replay(entry, method, fingerprint, parse)
+    hub.writer.check_accepting()
+    response = await act()
+    now = hub.clock.now_ms()
+    body = response.SerializeToString()
+    rows = Batch(requests=[RequestRow(key[0], key[1], method, fingerprint, body, now)])
     await hub._commit(key, Entry(method, fingerprint, now, body), rows)
     return response

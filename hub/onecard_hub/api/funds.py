@@ -39,6 +39,7 @@ from onecard_hub.funds.runtime import Funds
 from onecard_hub.grants.batches import current_card
 from onecard_hub.hub import Hub
 from onecard_hub.idempotency import Entry
+from onecard_hub.once import run_once_awaiting
 from onecard_hub.security.protect import RequestFingerprint
 from onecard_hub.store.records import Batch, RequestRow
 
@@ -178,20 +179,8 @@ class FundsServicer(pb_grpc.FundsServiceServicer):
         act: Callable[[], Awaitable[M]],
     ) -> M:
         """Idempotent by (caller, request_id): a repeat answers the first answer."""
-        hub = self._hub
-        hub._healthy()
-        key = (caller_id, request_id)
         fingerprint = self._fingerprint.of(method, request)
-        entry = hub.registry.get(key)
-        if entry is not None and not entry.tombstone:
-            return await hub._replay(entry, method, fingerprint, parse)
-        hub.writer.check_accepting()
-        response = await act()
-        now = hub.clock.now_ms()
-        body = response.SerializeToString()
-        rows = Batch(requests=[RequestRow(key[0], key[1], method, fingerprint, body, now)])
-        await hub._commit(key, Entry(method, fingerprint, now, body), rows)
-        return response
+        return await run_once_awaiting(self._hub, (caller_id, request_id), method, fingerprint, parse, act)
 
     # -- top-up --------------------------------------------------------------------------------
 

@@ -18,13 +18,13 @@ from onecard_hub.domain.errors import InvalidArgument, NotFound, PermissionDenie
 from onecard_hub.domain.model import Operator
 from onecard_hub.domain.settlement import PaymentStatus, parse_business_date
 from onecard_hub.hub import Hub
-from onecard_hub.idempotency import Entry
+from onecard_hub.once import run_once_awaiting
 from onecard_hub.security.protect import RequestFingerprint
 from onecard_hub.settlement import merchants, refunds
 from onecard_hub.settlement.book import Payment
 from onecard_hub.settlement.reconcile import banks_to_check, reconcile_date
 from onecard_hub.settlement.runtime import Settlement
-from onecard_hub.store.records import Batch, ReconciliationRow, RequestRow
+from onecard_hub.store.records import ReconciliationRow
 
 M = TypeVar("M", bound=Message)
 STATUS = {
@@ -122,20 +122,9 @@ class SettlementServicer(pb_grpc.SettlementServiceServicer):
     ) -> M:
         """Idempotent by (operator, request_id): a repeat answers the first answer; the use cases are
         idempotent by purpose themselves, so a crash before the answer is journaled repeats safely."""
-        hub = self._hub
-        hub._healthy()
         key = (operator.operator_id, request_id)
         fingerprint = self._fingerprint.of(method, request)
-        entry = hub.registry.get(key)
-        if entry is not None and not entry.tombstone:
-            return await hub._replay(entry, method, fingerprint, parse)
-        hub.writer.check_accepting()
-        response = await act()
-        now = hub.clock.now_ms()
-        body = response.SerializeToString()
-        rows = Batch(requests=[RequestRow(key[0], key[1], method, fingerprint, body, now)])
-        await hub._commit(key, Entry(method, fingerprint, now, body), rows)
-        return response
+        return await run_once_awaiting(self._hub, key, method, fingerprint, parse, act)
 
     def _schools(self, operator: Operator, school_id: str) -> set[str] | None:
         if operator.school_id:
