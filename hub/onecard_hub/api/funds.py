@@ -200,19 +200,18 @@ class FundsServicer(pb_grpc.FundsServiceServicer):
         hub.writer.check_accepting()
         card = self._card(caller, request.card_no, request.student_id)
         origin = Origin.KIOSK if isinstance(caller, Terminal) else Origin.OPERATOR
-        topup = topups.prepare(card, request.amount_fen, origin)
-        now = hub.clock.now_ms()
-        body = pb.TopUpResponse(topup=topup_message(topup)).SerializeToString()
-        rows = Batch(
-            topups=[topup_row(topup)],
-            requests=[RequestRow(caller_id, request_id, "TopUp", fingerprint, body, now)],
-        )
-        try:  # the PENDING top-up, its transfer id and this answer: durable before the bank is called
+
+        async def journal(topup: TopUp) -> None:
+            """The PENDING top-up, its transfer id and this answer: durable before the bank is called."""
+            now = hub.clock.now_ms()
+            body = pb.TopUpResponse(topup=topup_message(topup)).SerializeToString()
+            rows = Batch(
+                topups=[topup_row(topup)],
+                requests=[RequestRow(caller_id, request_id, "TopUp", fingerprint, body, now)],
+            )
             await hub._commit(key, Entry("TopUp", fingerprint, now, body), rows)
-        except BaseException:
-            topups.forget(topup)
-            raise
-        topups.launch(topup)
+
+        topup = await topups.start(card, request.amount_fen, origin, journal)
         left = context.time_remaining()  # answer PENDING before the caller's deadline passes
         within = topups.answer_within_s if left is None else min(topups.answer_within_s, max(left - 0.3, 0.0))
         await topups.wait(topup, within)

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import random
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from onecard_hub.bank.gateway import BankGateway
 from onecard_hub.domain.bank import BankOutcome
@@ -79,8 +79,8 @@ class TopUps:
 
     def prepare(self, card: Card, amount_fen: int, origin: Origin) -> TopUp:
         """Checks the card and the amount; the new PENDING top-up counts towards the day's limit at
-        once (two calls cannot both pass). The caller journals `topup_row(topup)` (with its answer),
-        then calls `launch`; or `forget` when the journal refused it."""
+        once (two calls cannot both pass). `start` journals it, then launches it (or forgets it when
+        the journal refused it)."""
         self._bank()  # UNAVAILABLE before anything is written when the hub has no bank
         student = card.student
         if not card.bank_code:
@@ -117,11 +117,22 @@ class TopUps:
         """Once the PENDING row is durable: the debit goes out (once) and the top-up is driven."""
         self.drive(topup, debit=True)
 
-    async def start(self, card: Card, amount_fen: int, origin: Origin) -> TopUp:
-        """prepare, journal PENDING (durable before any bank call), launch."""
+    async def start(
+        self,
+        card: Card,
+        amount_fen: int,
+        origin: Origin,
+        journal: Callable[[TopUp], Awaitable[None]] | None = None,
+    ) -> TopUp:
+        """prepare, journal PENDING (durable before any bank call), launch. `journal` writes
+        `topup_row(topup)` with what else must be durable with it (an RPC's answer); by default
+        the row alone."""
         topup = self.prepare(card, amount_fen, origin)
         try:
-            await asyncio.shield(self.hub.writer.submit(Batch(topups=[topup_row(topup)])))
+            if journal is None:
+                await asyncio.shield(self.hub.writer.submit(Batch(topups=[topup_row(topup)])))
+            else:
+                await journal(topup)
         except BaseException:
             self.forget(topup)
             raise
