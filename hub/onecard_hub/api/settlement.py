@@ -14,6 +14,7 @@ from onecard.settlement.v1 import settlement_service_pb2 as pb
 from onecard.settlement.v1 import settlement_service_pb2_grpc as pb_grpc
 from onecard_hub.api import convert
 from onecard_hub.api.identity import Identity
+from onecard_hub.card_office.common import student_in_scope
 from onecard_hub.domain.errors import InvalidArgument, NotFound, PermissionDenied
 from onecard_hub.domain.model import Operator
 from onecard_hub.domain.settlement import PaymentStatus, parse_business_date
@@ -184,9 +185,7 @@ class SettlementServicer(pb_grpc.SettlementServiceServicer):
     ) -> pb.RefundWalletResponse:
         operator = self._identity.operator(context)
         request_id = convert.request_id(request.request_id)
-        student = refunds.find_student(self._hub, request.student_id)
-        if operator.school_id and student.school_id != operator.school_id:
-            raise PermissionDenied(f"student {student.student_id} is not of the clerk's school")
+        student = student_in_scope(self._hub, operator, request.student_id)
         payer, _ = self._settlement.ready()
 
         async def act() -> pb.RefundWalletResponse:

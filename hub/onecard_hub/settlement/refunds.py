@@ -4,7 +4,7 @@ not activated, account frozen) stays FAILED and visible; calling again retries i
 
 from __future__ import annotations
 
-from onecard_hub.domain.errors import FailedPrecondition, InvalidArgument, NotFound
+from onecard_hub.domain.errors import FailedPrecondition
 from onecard_hub.domain.model import Card, CardStatus, Enrollment, Student
 from onecard_hub.domain.settlement import PaymentStatus, wallet_refund_transfer_id
 from onecard_hub.hub import Hub
@@ -22,15 +22,6 @@ def bank_card(hub: Hub, student: Student) -> Card | None:
     ]
     cards.sort(key=lambda c: (c.issued_ms, c.card_no))
     return cards[-1] if cards else None
-
-
-def find_student(hub: Hub, student_id: str) -> Student:
-    if not student_id:
-        raise InvalidArgument("student_id", "is empty")
-    student = hub.campus.students.get(student_id)
-    if student is None:
-        raise NotFound(f"no student {student_id}")
-    return student
 
 
 async def refund_wallet(hub: Hub, book: SettlementBook, payer: Payer, student: Student) -> Payment:
