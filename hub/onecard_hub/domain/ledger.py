@@ -91,5 +91,13 @@ class Ledger:
             created_ms,
         )
 
+    def party(self, kind: AccountKind, owner: str) -> Account:
+        """The account of `kind` that `owner` holds (a bank's clearing account, a school's grant
+        pool): a scan, for callers that keep what they found."""
+        for account in self.accounts.values():
+            if account.kind == kind and account.owner == owner:
+                return account
+        raise LookupError(f"no {kind} account of {owner}")
+
     def total_fen(self) -> int:
         return sum(a.balance_fen for a in self.accounts.values())

@@ -261,12 +261,9 @@ class TopUps:
     def _clearing_of(self, bank_code: str) -> Account:
         account = self._clearing.get(bank_code)
         if account is None:
-            for candidate in self.hub.campus.ledger.accounts.values():
-                if candidate.kind is AccountKind.BANK_CLEARING and candidate.owner == bank_code:
-                    account = self._clearing[bank_code] = candidate
-                    break
-            else:
-                raise LookupError(f"no bank clearing account of {bank_code}")
+            account = self._clearing[bank_code] = self.hub.campus.ledger.party(
+                AccountKind.BANK_CLEARING, bank_code
+            )
         return account
 
     def _bank(self) -> BankGateway:

@@ -197,13 +197,10 @@ class GrantPayer:
         await self._commit(rows)
 
     def _account(self, kind: AccountKind, owner: str) -> Account:
-        if (kind, owner) not in self._accounts:
-            for account in self._hub.campus.ledger.accounts.values():
-                if account.kind in (AccountKind.GRANT_POOL, AccountKind.BANK_CLEARING):
-                    self._accounts[(account.kind, account.owner)] = account
-        if (kind, owner) not in self._accounts:
-            raise LookupError(f"no {kind} account of {owner}")
-        return self._accounts[(kind, owner)]
+        account = self._accounts.get((kind, owner))
+        if account is None:
+            account = self._accounts[(kind, owner)] = self._hub.campus.ledger.party(kind, owner)
+        return account
 
     async def _commit(self, rows: Batch) -> None:
         """Durable before the payer goes on. Shielded: the commit's future is shared with other

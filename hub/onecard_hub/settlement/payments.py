@@ -148,10 +148,7 @@ class Payer:
             return self._hub.campus.students[owner].wallet.account
         if kind is AccountKind.MERCHANT:
             return self._hub.campus.ledger.accounts[self._hub.merchant_accounts[owner]]
-        for account in self._hub.campus.ledger.accounts.values():
-            if account.kind == kind and account.owner == owner:
-                return account
-        raise LookupError(f"no {kind} account of {owner}")
+        return self._hub.campus.ledger.party(kind, owner)
 
     def today(self) -> str:
         return business_date(self._hub.clock.now_ms())
