@@ -32,9 +32,7 @@ async def resolve(
     check_resolution(resolution, bank)
     if resolution is TopUpState.VOIDED and bank in (BankOutcome.NOT_FOUND, BankOutcome.UNCERTAIN):
         # make sure the debit can never post later: the bank remembers a reversal that came first
-        await topups._bank().reverse(
-            topup.reversal_id, topup.bank_code, topup.transfer_id, topup.business_date
-        )
+        await topups.reverse(topup)
     student = topups.hub.campus.students[topup.student_id]
     now = topups.hub.clock.now_ms()
     details = audit.details(topup=topup.topup_id, resolution=resolution.value, bank=bank.value, note=note)

@@ -23,7 +23,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 
 from onecard_hub.bank.gateway import BankGateway
-from onecard_hub.domain.bank import BankOutcome
+from onecard_hub.domain.bank import BankOutcome, ReversalResult
 from onecard_hub.domain.clock import business_date
 from onecard_hub.domain.errors import FailedPrecondition, NotFound, Unavailable
 from onecard_hub.domain.ledger import Account, AccountKind, TransferKind
@@ -209,9 +209,7 @@ class TopUps:
             tried += 1
             topup.updated_ms = self.hub.clock.now_ms()
             await asyncio.shield(self.hub.writer.submit(Batch(topups=[topup_row(topup)])))
-            answer = await bank.reverse(
-                topup.reversal_id, topup.bank_code, topup.transfer_id, topup.business_date
-            )
+            answer = await self.reverse(topup)
             step, reason = after_reversal(answer.outcome, topup.reversals, self.max_reversals)
         if step is Step.POST:
             await self.post(topup)
@@ -276,6 +274,12 @@ class TopUps:
         if topup is None:
             raise NotFound(f"topup_id: no top-up {topup_id_}", field="topup_id")
         return topup
+
+    async def reverse(self, topup: TopUp) -> ReversalResult:
+        """冲正 of the top-up's debit under its reversal id (the bank remembers one that came first)."""
+        return await self._bank().reverse(
+            topup.reversal_id, topup.bank_code, topup.transfer_id, topup.business_date
+        )
 
     async def bank_says(self, topup: TopUp) -> BankOutcome:
         """Inquiry for a review: POSTED (debited), REVERSED/REJECTED/NOT_FOUND (nothing), or UNCERTAIN."""
