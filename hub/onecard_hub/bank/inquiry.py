@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from onecard_hub.domain.bank import MAX_TRANSFER_ID, BankOutcome, ReversalResult, TransferResult
+from onecard_hub.domain.bank import BankOutcome, ReversalResult, TransferResult, reversal_id_of
 
 # what the payers act on; NOT_FOUND and UNCERTAIN are asked about again
 SETTLED = frozenset({BankOutcome.POSTED, BankOutcome.REJECTED, BankOutcome.RETURNED, BankOutcome.REVERSED})
@@ -56,8 +56,7 @@ async def settle_by_inquiry(
         if inquiries is not None and asked >= inquiries:
             break
         if answer.outcome is BankOutcome.NOT_FOUND:
-            reversal_id = f"R{transfer_id}"[:MAX_TRANSFER_ID]
-            await bank.reverse(reversal_id, bank_code, transfer_id, business_date)
+            await bank.reverse(reversal_id_of(transfer_id), bank_code, transfer_id, business_date)
         await asyncio.sleep(delay)
         delay = min(delay * 2, max_backoff_s)
         answer = await bank.get_transfer(bank_code, transfer_id)

@@ -109,6 +109,11 @@ class StatementResult:
     error: str = ""
 
 
+def reversal_id_of(transfer_id: str) -> str:
+    """The id a reversal (冲正) of `transfer_id` goes under: one per transfer, so a repeat is the same."""
+    return f"R{transfer_id}"[:MAX_TRANSFER_ID]
+
+
 def mask_account_no(account_no: str) -> str:
     """An account number for logs: only its last four digits, "****1234"."""
     if len(account_no) <= 4:

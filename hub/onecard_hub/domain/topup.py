@@ -18,7 +18,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from onecard_hub.domain.bank import BankOutcome, RejectReason
+from onecard_hub.domain.bank import BankOutcome, RejectReason, reversal_id_of
 from onecard_hub.domain.errors import FailedPrecondition, InvalidArgument
 
 MAX_TOPUP_FEN = 100_000  # ¥1,000 per top-up
@@ -77,7 +77,7 @@ class TopUp:
 
     @property
     def reversal_id(self) -> str:
-        return f"R{self.topup_id}"
+        return reversal_id_of(self.transfer_id)
 
     @property
     def counts_today(self) -> bool:

@@ -37,9 +37,7 @@ class TopUpFlow:
         if action is Action.POST:
             await self._topups.post(topup, "posted by reconciliation")
             return True
-        answer = await self._topups._bank().reverse(
-            topup.reversal_id, topup.bank_code, topup.transfer_id, topup.business_date
-        )
+        answer = await self._topups.reverse(topup)
         if answer.outcome in (BankOutcome.REVERSED, BankOutcome.REJECTED):
             await self._topups.finish(topup, TopUpState.VOIDED, "voided by reconciliation")
             return True

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from typing import Protocol
 
-from onecard_hub.domain.bank import BankOutcome
+from onecard_hub.domain.bank import BankOutcome, reversal_id_of
 from onecard_hub.domain.errors import InvalidArgument
 from onecard_hub.domain.model import CO_BRANDED_BANKS
 from onecard_hub.domain.reconciliation import (
@@ -76,8 +76,9 @@ class PaymentFlow:
         if action is Action.POST:
             await self._payer.post(payment)
             return True
-        reversal = f"R{transfer_id}"[:64]
-        outcome = await self._bank.reverse(reversal, payment.bank_code, transfer_id, payment.booked_date)
+        outcome = await self._bank.reverse(
+            reversal_id_of(transfer_id), payment.bank_code, transfer_id, payment.booked_date
+        )
         if outcome.outcome in (BankOutcome.REVERSED, BankOutcome.REJECTED):
             await self._payer.void(payment)
             return True
