@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Protocol
 
 from onecard_hub.domain.bank import BankOutcome, reversal_id_of
@@ -144,16 +144,10 @@ async def _settle(result: Reconciliation, owners: dict[str, BankFlow]) -> Reconc
         if line.action is not Action.NONE:
             flow = owners.get(line.transfer_id)
             if flow is None or not await flow.settle(line.transfer_id, line.action):
-                line = ReconciliationLine(
-                    line.transfer_id,
-                    line.flow,
-                    line.finding,
-                    Action.NONE,
-                    line.hub_amount_fen,
-                    line.bank_amount_fen,
-                    line.hub_state,
-                    line.bank_status,
-                    f"{line.note}; could not be settled now (the bank did not answer the reversal)",
+                line = replace(
+                    line,
+                    action=Action.NONE,
+                    note=f"{line.note}; could not be settled now (the bank did not answer the reversal)",
                 )
         lines.append(line)
     return Reconciliation(result.bank_code, result.business_date, tuple(lines))
