@@ -89,6 +89,15 @@ def check_school(hub: Hub, operator: Operator, school_id: str, field: str = "sch
         raise NotFound(f"{field}: no such school", field=field)
 
 
+def schools_in_scope(hub: Hub, operator: Operator, school_id: str) -> set[str] | None:
+    """The schools a report or run covers: `school_id` (checked), else the clerk's own school, else
+    (a province administrator) every school: None."""
+    if school_id:
+        check_school(hub, operator, school_id)
+        return {school_id}
+    return {operator.school_id} if operator.school_id else None
+
+
 def student_of(hub: Hub, operator: Operator, student_id: str) -> Student:
     """The student if the operator may see them; else NOT_FOUND or PERMISSION_DENIED (another school)."""
     student = hub.campus.students.get(student_id)

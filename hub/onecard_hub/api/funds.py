@@ -42,6 +42,7 @@ from onecard_hub.idempotency import Entry
 from onecard_hub.once import run_once_awaiting
 from onecard_hub.security.protect import RequestFingerprint
 from onecard_hub.store.records import Batch, RequestRow
+from onecard_hub.student_records import schools_in_scope
 
 M = TypeVar("M", bound=Message)
 STATE = {
@@ -153,17 +154,6 @@ class FundsServicer(pb_grpc.FundsServiceServicer):
             raise NotFound("student_id: the student has no current card", field="student_id")
         return card
 
-    def _schools(self, operator: Operator, school_id: str) -> set[str] | None:
-        if operator.school_id:
-            if school_id and school_id != operator.school_id:
-                raise PermissionDenied(f"school {school_id} is not the clerk's school")
-            return {operator.school_id}
-        if school_id:
-            if school_id not in self._hub.campus.schools:
-                raise NotFound(f"school_id: no school {school_id}", field="school_id")
-            return {school_id}
-        return None
-
     def _visible(self, caller: Operator | Terminal, topup: TopUp) -> None:
         school = caller.school_id
         if school and school != topup.school_id:
@@ -231,7 +221,7 @@ class FundsServicer(pb_grpc.FundsServiceServicer):
         self, request: pb.ListManualReviewRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListManualReviewResponse:
         operator = self._identity.operator(context)
-        schools = self._schools(operator, request.school_id)
+        schools = schools_in_scope(self._hub, operator, request.school_id)
         return pb.ListManualReviewResponse(
             topups=[topup_message(t) for t in self._funds.book.in_review(schools)]
         )

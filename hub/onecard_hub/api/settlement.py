@@ -15,7 +15,7 @@ from onecard.settlement.v1 import settlement_service_pb2_grpc as pb_grpc
 from onecard_hub.api import convert
 from onecard_hub.api.identity import Identity
 from onecard_hub.card_office.common import student_in_scope
-from onecard_hub.domain.errors import InvalidArgument, NotFound, PermissionDenied
+from onecard_hub.domain.errors import InvalidArgument
 from onecard_hub.domain.model import Operator
 from onecard_hub.domain.settlement import PaymentStatus, parse_business_date
 from onecard_hub.hub import Hub
@@ -26,6 +26,7 @@ from onecard_hub.settlement.book import Payment
 from onecard_hub.settlement.reconcile import banks_to_check, reconcile_date
 from onecard_hub.settlement.runtime import Settlement
 from onecard_hub.store.records import ReconciliationRow
+from onecard_hub.student_records import schools_in_scope
 
 M = TypeVar("M", bound=Message)
 STATUS = {
@@ -127,23 +128,12 @@ class SettlementServicer(pb_grpc.SettlementServiceServicer):
         fingerprint = self._fingerprint.of(method, request)
         return await run_once_awaiting(self._hub, key, method, fingerprint, parse, act)
 
-    def _schools(self, operator: Operator, school_id: str) -> set[str] | None:
-        if operator.school_id:
-            if school_id and school_id != operator.school_id:
-                raise PermissionDenied(f"school {school_id} is not the clerk's school")
-            return {operator.school_id}
-        if school_id:
-            if school_id not in self._hub.campus.schools:
-                raise NotFound(f"no school {school_id}")
-            return {school_id}
-        return None
-
     async def RunMerchantSettlement(
         self, request: pb.RunMerchantSettlementRequest, context: grpc.aio.ServicerContext
     ) -> pb.RunMerchantSettlementResponse:
         operator = self._identity.operator(context)
         request_id = convert.request_id(request.request_id)
-        schools = self._schools(operator, request.school_id)
+        schools = schools_in_scope(self._hub, operator, request.school_id)
         _date(request.business_date)
         payer, _ = self._settlement.ready()
 
@@ -171,7 +161,7 @@ class SettlementServicer(pb_grpc.SettlementServiceServicer):
         self, request: pb.GetSettlementReportRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetSettlementReportResponse:
         operator = self._identity.operator(context)
-        schools = self._schools(operator, request.school_id)
+        schools = schools_in_scope(self._hub, operator, request.school_id)
         day = _date(request.business_date)
         payments = self._settlement.book.merchants_of(day, schools)
         return pb.GetSettlementReportResponse(
