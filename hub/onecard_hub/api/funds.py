@@ -20,7 +20,15 @@ from onecard_hub.api.identity import OPERATOR, OPERATOR_HEADER, Identity
 from onecard_hub.card_office.common import Proof, card_in_scope, student_in_scope
 from onecard_hub.domain.bank import mask_account_no
 from onecard_hub.domain.errors import InvalidArgument, NotFound, PermissionDenied
-from onecard_hub.domain.model import CO_BRANDED_BANKS, BankStatus, Card, Operator, Terminal, TerminalKind
+from onecard_hub.domain.model import (
+    CO_BRANDED_BANKS,
+    BankStatus,
+    Card,
+    Operator,
+    Student,
+    Terminal,
+    TerminalKind,
+)
 from onecard_hub.domain.pii import mask_card_no
 from onecard_hub.domain.topup import (
     AutoTopUp,
@@ -148,7 +156,9 @@ class FundsServicer(pb_grpc.FundsServiceServicer):
             return card
         if card_no:
             return card_in_scope(self._hub, caller, convert.card_no(card_no))
-        student = student_in_scope(self._hub, caller, student_id)
+        return self._current_card(student_in_scope(self._hub, caller, student_id))
+
+    def _current_card(self, student: Student) -> Card:
         card = current_card(self._hub, student)
         if card is None:
             raise NotFound("student_id: the student has no current card", field="student_id")
@@ -281,9 +291,7 @@ class FundsServicer(pb_grpc.FundsServiceServicer):
     ) -> pb.GetBankFunctionResponse:
         operator = self._identity.operator(context)
         student = student_in_scope(self._hub, operator, request.student_id)
-        card = current_card(self._hub, student)
-        if card is None:
-            raise NotFound("student_id: the student has no current card", field="student_id")
+        card = self._current_card(student)
         answer = pb.GetBankFunctionResponse(
             student_id=student.student_id,
             card_no_masked=mask_card_no(card.card_no),
@@ -307,9 +315,7 @@ class FundsServicer(pb_grpc.FundsServiceServicer):
         operator = self._identity.operator(context)
         request_id = convert.request_id(request.request_id)
         student = student_in_scope(self._hub, operator, request.student_id)
-        card = current_card(self._hub, student)
-        if card is None:
-            raise NotFound("student_id: the student has no current card", field="student_id")
+        card = self._current_card(student)
         if not request.new_bank_code:
             raise InvalidArgument("new_bank_code", "required")
         proof = Proof(request.proof.holder_id_number, request.proof.guardian_id_number)
