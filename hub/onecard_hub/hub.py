@@ -170,7 +170,7 @@ class Hub:
     async def _replay(self, entry: Entry, method: str, fingerprint: bytes, parse: Callable[[bytes], M]) -> M:
         entry.matches(method, fingerprint)
         if entry.durable is not None:
-            await asyncio.shield(entry.durable)
+            await entry.durable
         return parse(entry.response)
 
     async def _commit(self, key: tuple[str, str], entry: Entry, rows: Batch) -> None:
@@ -179,7 +179,7 @@ class Hub:
         done = self.writer.submit(rows)
         entry.durable = done
         try:
-            await asyncio.shield(done)
+            await done  # the writer's future cannot be cancelled (a cancelled caller waits for it)
         finally:
             if done.done():
                 entry.durable = None

@@ -125,3 +125,29 @@ async def test_the_writer_lingers_only_while_calls_arrive_fast(campus_dir: Path)
     assert writer.stats().batches == busy_from + 3
     await writer.close()
     await store.close()
+
+
+async def test_a_cancelled_caller_cannot_cancel_a_commit_shared_with_others(campus_dir: Path) -> None:
+    db = campus_dir / "hub.db"
+    wallet, merchant, card = _accounts(db)
+    store = SqliteStore(db)
+    await store.open()
+    writer = JournalWriter(store, linger_s=0)
+    first = writer.submit(_purchase(1, wallet, merchant, card, 100))
+    second = writer.submit(_purchase(2, wallet, merchant, card, 100))
+    assert first is second  # one commit, one future
+
+    async def wait() -> None:
+        await first
+
+    impatient, patient = asyncio.create_task(wait()), asyncio.create_task(wait())
+    await asyncio.sleep(0)
+    impatient.cancel()
+    writer.start()
+    await asyncio.wait_for(patient, 10)  # the other caller still learns that the commit is durable
+    assert first.done() and not first.cancelled()
+    assert impatient.cancelled()  # the cancelled one is cancelled once the commit is done
+    await writer.close()  # and stopping the writer raises nothing
+    assert writer.failed is None
+    assert _raw(db, "SELECT COUNT(*) FROM requests WHERE caller = 'pos-1'") == 2
+    await store.close()

@@ -95,11 +95,12 @@ class JournalWriter:
     def submit(self, rows: Batch) -> asyncio.Future[None]:
         """Queues rows for the next commit; the future resolves once they are durable.
 
-        The future is shared by everything in the same commit: await it through
-        `asyncio.shield`, so that a cancelled caller cannot cancel it for the others.
+        The future is shared by everything in the same commit, so it cannot be cancelled: a
+        caller cancelled while it waits is cancelled once the commit is done, and the other
+        callers are not touched (no `asyncio.shield` needed).
         """
         if self._done is None:
-            self._done = asyncio.get_running_loop().create_future()
+            self._done = _Durable(loop=asyncio.get_running_loop())
         self._batch.extend(rows)
         self._pending_rows += len(rows)
         self._wake.set()
@@ -126,8 +127,7 @@ class JournalWriter:
             except BaseException as exc:  # the in-memory state is now ahead of the journal
                 log.critical("journal write failed; the hub stops accepting writes", exc_info=True)
                 self.failed = exc
-                if not done.done():  # a waiter may have cancelled the shared future
-                    done.set_exception(Unavailable("the journal failed"))
+                done.set_exception(Unavailable("the journal failed"))
                 if self._done is not None:
                     self._done.set_exception(Unavailable("the journal failed"))
                     self._done = None
@@ -139,8 +139,7 @@ class JournalWriter:
             self._rows += size
             self._largest = max(self._largest, size)
             self._tell_listeners(batch)
-            if not done.done():  # a waiter that awaited it unshielded and was cancelled cancels it
-                done.set_result(None)
+            done.set_result(None)
 
     def _tell_listeners(self, batch: Batch) -> None:
         """Hands each durable batch to the listeners (the live blocklist feed), in commit order."""
@@ -182,6 +181,13 @@ class JournalWriter:
 
     def stats(self) -> WriterStats:
         return WriterStats(self._batches, self._rows, self._largest, self._pending_rows)
+
+
+class _Durable(asyncio.Future[None]):
+    """A commit's future: shared by every caller in the commit, so no caller may cancel it."""
+
+    def cancel(self, msg: object = None) -> bool:
+        return False
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
