@@ -6,9 +6,10 @@ import asyncio
 import gc
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -29,7 +30,7 @@ from onecard_hub.api.admin import AdminServicer
 from onecard_hub.api.authorization import AuthorizationServicer
 from onecard_hub.api.card_office import CardOfficeServicer
 from onecard_hub.api.ecard import ECardServicer
-from onecard_hub.api.errors import ErrorInterceptor
+from onecard_hub.api.errors import guard_servicer
 from onecard_hub.api.exam import ExamAdminServicer, ExamServicer
 from onecard_hub.api.funds import FundsServicer
 from onecard_hub.api.grants import GrantServicer
@@ -91,6 +92,7 @@ class RunningHub:
     grants: Grants | None = None  # grants (grants/): the book, and the payer when a bank is known
     settlement: Settlement | None = None  # settlement/: merchants' days, wallet refunds, reconciliation
     funds: Funds | None = None  # funds/: top-ups 圈存, auto top-up, the bank function, change of bank
+    servicers: tuple[object, ...] = ()  # the hub's own, each guarded by api/errors.guard_servicer
 
     @property
     def target(self) -> str:
@@ -127,50 +129,68 @@ async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIte
     await hub.start()
     hub.campus.misuse.rules = MisuseRules(*(int(s * 1000) for s in config.misuse_windows_s))
     hub.bank = BankGateway(config.bank) if config.bank else None  # --bank: the one way to a bank
-    server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=GRPC_OPTIONS)
+    server = grpc.aio.server(options=GRPC_OPTIONS)  # no interceptor: servicers are guarded (api/errors.py)
     fingerprint = RequestFingerprint(keys)
     identity = Identity(hub, tls=credentials is not None)
-    authorization_service_pb2_grpc.add_AuthorizationServiceServicer_to_server(
-        AuthorizationServicer(hub, fingerprint, identity), server
+    servicers: list[object] = []
+
+    def register(add: Callable[[Any, grpc.aio.Server], None], servicer: object) -> None:
+        add(guard_servicer(servicer), server)
+        servicers.append(servicer)
+
+    register(
+        authorization_service_pb2_grpc.add_AuthorizationServiceServicer_to_server,
+        AuthorizationServicer(hub, fingerprint, identity),
     )
-    terminal_service_pb2_grpc.add_TerminalServiceServicer_to_server(
-        TerminalServicer(hub, clock, identity), server
+    register(
+        terminal_service_pb2_grpc.add_TerminalServiceServicer_to_server,
+        TerminalServicer(hub, clock, identity),
     )
-    admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-        AdminServicer(hub, fingerprint, identity), server
+    register(
+        admin_service_pb2_grpc.add_AdminServiceServicer_to_server, AdminServicer(hub, fingerprint, identity)
     )
-    ecard_service_pb2_grpc.add_ECardServiceServicer_to_server(ECardServicer(hub, identity), server)
-    library_service_pb2_grpc.add_LibraryServiceServicer_to_server(
-        LibraryServicer(hub, fingerprint, identity), server
+    register(ecard_service_pb2_grpc.add_ECardServiceServicer_to_server, ECardServicer(hub, identity))
+    register(
+        library_service_pb2_grpc.add_LibraryServiceServicer_to_server,
+        LibraryServicer(hub, fingerprint, identity),
     )
-    library_service_pb2_grpc.add_LibraryAdminServiceServicer_to_server(
-        LibraryAdminServicer(hub, identity), server
+    register(
+        library_service_pb2_grpc.add_LibraryAdminServiceServicer_to_server,
+        LibraryAdminServicer(hub, identity),
     )
-    exam_service_pb2_grpc.add_ExamServiceServicer_to_server(ExamServicer(hub, fingerprint, identity), server)
-    exam_service_pb2_grpc.add_ExamAdminServiceServicer_to_server(
-        ExamAdminServicer(hub, fingerprint, identity), server
+    register(
+        exam_service_pb2_grpc.add_ExamServiceServicer_to_server, ExamServicer(hub, fingerprint, identity)
     )
-    card_office_service_pb2_grpc.add_CardOfficeServiceServicer_to_server(
-        CardOfficeServicer(hub, fingerprint, identity), server
+    register(
+        exam_service_pb2_grpc.add_ExamAdminServiceServicer_to_server,
+        ExamAdminServicer(hub, fingerprint, identity),
     )
-    student_records_service_pb2_grpc.add_StudentRecordsServiceServicer_to_server(
-        StudentRecordsServicer(hub, fingerprint, identity), server
+    register(
+        card_office_service_pb2_grpc.add_CardOfficeServiceServicer_to_server,
+        CardOfficeServicer(hub, fingerprint, identity),
+    )
+    register(
+        student_records_service_pb2_grpc.add_StudentRecordsServiceServicer_to_server,
+        StudentRecordsServicer(hub, fingerprint, identity),
     )
     grants = await start_grants(hub)  # pays through hub.bank when there is one
-    grant_service_pb2_grpc.add_GrantServiceServicer_to_server(
-        GrantServicer(hub, grants, fingerprint, identity), server
+    register(
+        grant_service_pb2_grpc.add_GrantServiceServicer_to_server,
+        GrantServicer(hub, grants, fingerprint, identity),
     )
     # pays and reconciles through hub.bank; canteen windows paid into the accounts of the campus export
     settlement = await start_settlement(hub, hub.bank, merchant_banks_from_export(config.keys))
     settlement.add_flow(GrantFlow(grants.book))  # reconciliation covers the grants too
-    settlement_service_pb2_grpc.add_SettlementServiceServicer_to_server(
-        SettlementServicer(hub, settlement, fingerprint, identity), server
+    register(
+        settlement_service_pb2_grpc.add_SettlementServiceServicer_to_server,
+        SettlementServicer(hub, settlement, fingerprint, identity),
     )
     funds = await start_funds(hub)  # top-ups through hub.bank; resumes every top-up left PENDING
     if funds.flow is not None:
         settlement.add_flow(funds.flow)  # reconciliation covers top-ups
-    funds_service_pb2_grpc.add_FundsServiceServicer_to_server(
-        FundsServicer(hub, funds, fingerprint, identity), server
+    register(
+        funds_service_pb2_grpc.add_FundsServiceServicer_to_server,
+        FundsServicer(hub, funds, fingerprint, identity),
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -192,6 +212,7 @@ async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIte
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = RunningHub(hub, server, port, health_servicer, tls=credentials is not None, grants=grants)
+    running.servicers = tuple(servicers)
     running.settlement = settlement
     running.funds = funds
     if config.cardsys:
@@ -214,6 +235,14 @@ async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIte
 async def _close_bank(hub: Hub) -> None:
     if hub.bank is not None:
         await hub.bank.close()
+
+
+# Allocations (less deallocations) between two collections of the youngest generation; Python's
+# default is 700. Every tap leaves long-lived objects behind (its idempotency entry, its undo
+# record), so each young collection walks what the taps since the last one kept, plus a fixed
+# cost: at 700 a collection ran every few taps. Measured in-process at 20,000 taps (64 in flight):
+# 132 collections, 56 ms, at 700; 8 collections, 19-24 ms, at 10,000, each a pause of 2-3 ms.
+YOUNG_COLLECTION_THRESHOLD = 10_000
 
 
 async def keep_collections_short(every_s: float = 1.0, full_every_s: float = 3600.0) -> None:
@@ -249,6 +278,7 @@ async def serve(config: HubConfig) -> int:
     async with running_hub(config) as running:
         gc.collect()
         gc.freeze()
+        gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *gc.get_threshold()[1:])
         collector = loop.create_task(keep_collections_short(), name="gc")
         host = config.listen.rsplit(":", 1)[0]
         if running.tls:

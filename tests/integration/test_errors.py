@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from google.rpc import error_details_pb2, status_pb2
 from onecard.auth.v1 import authorization_service_pb2 as pb
 from onecard.auth.v1 import authorization_service_pb2_grpc as pb_grpc
 from onecard_client.errors import InvalidArgumentError, PermissionDeniedError, UnauthenticatedError
-from onecard_hub.server import RunningHub
+from onecard_hub.api.errors import GUARDED
+from onecard_hub.server import SERVICE_NAMES, RunningHub
 from tests.conftest import db_count
 from tests.helpers import Campus
 
@@ -135,3 +137,45 @@ async def test_unknown_terminal_through_the_sdk(campus: Campus) -> None:
     request = campus.chip(campus.card(), campus.gate(), ENTRY)
     with pytest.raises(UnauthenticatedError):
         await campus.client("ghost-terminal").authorize(request)
+
+
+def _service_of(servicer: object) -> tuple[str, list[str]]:
+    """The full name and the RPC method names of the service a servicer implements."""
+    base = next(c for c in type(servicer).__mro__ if c.__module__.endswith("_pb2_grpc"))
+    messages = importlib.import_module(base.__module__.removesuffix("_grpc"))
+    service = messages.DESCRIPTOR.services_by_name[base.__name__.removesuffix("Servicer")]
+    return service.full_name, [method.name for method in service.methods]
+
+
+async def test_every_method_of_every_hub_service_is_guarded(hub: RunningHub) -> None:
+    """No interceptor maps errors: each servicer is wrapped when registered, so a method left out
+    would let exception text through. Every service the hub names is registered, every method guarded."""
+    services = dict(_service_of(servicer) for servicer in hub.servicers)
+    assert set(services) == set(SERVICE_NAMES)
+    for servicer in hub.servicers:
+        name, methods = _service_of(servicer)
+        unguarded = [m for m in methods if not getattr(getattr(servicer, m), GUARDED, False)]
+        assert unguarded == [], f"{name}: {unguarded}"
+
+
+async def test_an_unexpected_failure_reaches_the_client_as_internal_with_only_an_id(
+    hub: RunningHub, campus: Campus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("secret 360102200801011234 in the message")
+
+    monkeypatch.setattr(hub.hub, "wallet_of", broken)
+    pos = campus.pos()
+    request = pb.GetWalletBalanceRequest(terminal_id=pos.terminal_id, card_no=campus.card().card_no)
+    async with grpc.aio.insecure_channel(hub.target) as channel:
+        stub = pb_grpc.AuthorizationServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.GetWalletBalance(request, metadata=(("onecard-terminal-id", pos.terminal_id),))
+    assert caught.value.code() == grpc.StatusCode.INTERNAL
+    assert "secret" not in (caught.value.details() or "")
+    raw = dict(caught.value.trailing_metadata() or ())["grpc-status-details-bin"]
+    info = error_details_pb2.ErrorInfo()
+    assert status_pb2.Status.FromString(raw).details[0].Unpack(info)
+    assert info.reason == "INTERNAL"
+    assert info.metadata["correlation_id"] in (caught.value.details() or "")
+    assert "secret" not in str(status_pb2.Status.FromString(raw))

@@ -8,11 +8,12 @@ traceback goes to the hub's log under that id.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import grpc
 from google.protobuf import any_pb2
@@ -65,6 +66,7 @@ Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
 def _guard(behavior: Behavior) -> Behavior:
+    @functools.wraps(behavior)
     async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
             return await behavior(request, context)
@@ -82,6 +84,7 @@ StreamBehavior = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
 def _guard_stream(behavior: StreamBehavior) -> StreamBehavior:
     """The same for a server-streaming handler: the stream ends with the error's status."""
 
+    @functools.wraps(behavior)
     async def guarded(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         try:
             async for message in behavior(request, context):
@@ -94,36 +97,31 @@ def _guard_stream(behavior: StreamBehavior) -> StreamBehavior:
     return guarded
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps every unary-unary and unary-stream handler once; later calls reuse the wrapped handler."""
+S = TypeVar("S")
+GUARDED = "__onecard_guarded__"  # set on every wrapped handler (tests check that none is left out)
 
-    def __init__(self) -> None:
-        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        method: str = handler_call_details.method
-        cached = self._wrapped.get(method)
-        if cached is not None:
-            return cached
-        handler = await continuation(handler_call_details)
-        if handler is not None and inspect.isasyncgenfunction(handler.unary_stream):
-            streaming = grpc.unary_stream_rpc_method_handler(
-                _guard_stream(cast(StreamBehavior, handler.unary_stream)),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-            self._wrapped[method] = streaming
-            return streaming
-        if handler is None or handler.unary_unary is None:
-            return handler
-        wrapped = grpc.unary_unary_rpc_method_handler(
-            _guard(cast(Behavior, handler.unary_unary)),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-        self._wrapped[method] = wrapped
-        return wrapped
+def guard_servicer(servicer: S) -> S:
+    """Wraps every RPC method of a servicer in the error mapping, once, before it is registered.
+
+    The generated `add_*Servicer_to_server` reads each RPC method from the instance, so an
+    instance attribute holding the wrapped method is what gRPC calls. (A server interceptor
+    would do the same per call, at a few microseconds of the critical path each time.) The RPC
+    methods are the public methods of the generated `*Servicer` base class.
+    """
+    for base in type(servicer).__mro__:
+        if not base.__module__.endswith("_pb2_grpc"):
+            continue
+        for name, member in vars(base).items():
+            if name.startswith("_") or not callable(member):
+                continue
+            method = getattr(servicer, name)
+            if getattr(method, GUARDED, False):
+                continue
+            if inspect.isasyncgenfunction(method):
+                wrapped: Any = _guard_stream(cast(StreamBehavior, method))
+            else:
+                wrapped = _guard(cast(Behavior, method))
+            setattr(wrapped, GUARDED, True)
+            setattr(servicer, name, wrapped)
+    return servicer
