@@ -237,14 +237,6 @@ async def _close_bank(hub: Hub) -> None:
         await hub.bank.close()
 
 
-# Allocations (less deallocations) between two collections of the youngest generation; Python's
-# default is 700. Every tap leaves long-lived objects behind (its idempotency entry, its undo
-# record), so each young collection walks what the taps since the last one kept, plus a fixed
-# cost: at 700 a collection ran every few taps. Measured in-process at 20,000 taps (64 in flight):
-# 132 collections, 56 ms, at 700; 8 collections, 19-24 ms, at 10,000, each a pause of 2-3 ms.
-YOUNG_COLLECTION_THRESHOLD = 10_000
-
-
 async def keep_collections_short(every_s: float = 1.0, full_every_s: float = 3600.0) -> None:
     """Keeps the cyclic garbage collector's pauses out of the tail latency.
 
@@ -278,7 +270,6 @@ async def serve(config: HubConfig) -> int:
     async with running_hub(config) as running:
         gc.collect()
         gc.freeze()
-        gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *gc.get_threshold()[1:])
         collector = loop.create_task(keep_collections_short(), name="gc")
         host = config.listen.rsplit(":", 1)[0]
         if running.tls:

@@ -3,6 +3,7 @@ batch that applied it; the highest version read back at start (where the feed re
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import astuple
 
 import aiosqlite
@@ -13,9 +14,10 @@ COLUMNS = "version, card_no, function, action, channel, occurred_ms, applied_ms,
 INSERT_CHANGE = f"INSERT INTO cardsys_changes ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
-async def write_cardsys(db: aiosqlite.Connection, batch: Batch) -> None:
+def write_cardsys(db: sqlite3.Connection, batch: Batch) -> None:
+    """Runs on the journal's connection, inside the batch's transaction (store/journal.py)."""
     if batch.cardsys:
-        await db.executemany(INSERT_CHANGE, [astuple(c) for c in batch.cardsys])
+        db.executemany(INSERT_CHANGE, [astuple(c) for c in batch.cardsys])
 
 
 async def load_cardsys(db: aiosqlite.Connection, snap: Snapshot) -> None:

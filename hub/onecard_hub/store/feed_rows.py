@@ -3,6 +3,7 @@ that made them, read back (the newest `keep` per school) at start."""
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import aiosqlite
@@ -58,14 +59,15 @@ def _signal(r: Any) -> MisuseSignal:
     )
 
 
-async def write_feed(db: aiosqlite.Connection, batch: Batch) -> None:
+def write_feed(db: sqlite3.Connection, batch: Batch) -> None:
+    """Runs on the journal's connection, inside the batch's transaction (store/journal.py)."""
     if batch.blocklist:
-        await db.executemany(
+        db.executemany(
             INSERT_BLOCKLIST_CHANGE,
             [(c.school_id, c.version, c.card_no, int(c.added), c.changed_ms) for c in batch.blocklist],
         )
     if batch.misuse:
-        await db.executemany(INSERT_MISUSE, [misuse_params(s) for s in batch.misuse])
+        db.executemany(INSERT_MISUSE, [misuse_params(s) for s in batch.misuse])
 
 
 async def load_feed(

@@ -3,6 +3,7 @@ current state and bank transfer id), notices inserted once; all read back at sta
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import astuple
 
 import aiosqlite
@@ -25,14 +26,15 @@ UPSERT_ITEM = (
 INSERT_NOTICE = f"INSERT OR IGNORE INTO grant_notices ({NOTICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
-async def write_grants(db: aiosqlite.Connection, batch: Batch) -> None:
+def write_grants(db: sqlite3.Connection, batch: Batch) -> None:
+    """Runs on the journal's connection, inside the batch's transaction (store/journal.py)."""
     for statement, rows in (
         (UPSERT_BATCH, batch.grant_batches),
         (UPSERT_ITEM, batch.grant_items),
         (INSERT_NOTICE, batch.grant_notices),
     ):
         if rows:
-            await db.executemany(statement, [astuple(r) for r in rows])
+            db.executemany(statement, [astuple(r) for r in rows])
 
 
 async def load_grants(db: aiosqlite.Connection, snap: Snapshot) -> None:

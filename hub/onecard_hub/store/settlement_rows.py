@@ -3,6 +3,7 @@ reports (upsert by bank and date), read back at start; and a day's ledger transf
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import astuple
 
 import aiosqlite
@@ -25,11 +26,12 @@ UPSERT_REPORT = f"INSERT OR REPLACE INTO reconciliation_reports ({REPORT_COLUMNS
 MERCHANT_KINDS = tuple(kind.value for kind in (*SALES, *GIVEN_BACK))
 
 
-async def write_settlement(db: aiosqlite.Connection, batch: Batch) -> None:
+def write_settlement(db: sqlite3.Connection, batch: Batch) -> None:
+    """Runs on the journal's connection, inside the batch's transaction (store/journal.py)."""
     if batch.payments:
-        await db.executemany(UPSERT_PAYMENT, [astuple(r) for r in batch.payments])
+        db.executemany(UPSERT_PAYMENT, [astuple(r) for r in batch.payments])
     if batch.reconciliations:
-        await db.executemany(UPSERT_REPORT, [astuple(r) for r in batch.reconciliations])
+        db.executemany(UPSERT_REPORT, [astuple(r) for r in batch.reconciliations])
 
 
 async def load_settlement(db: aiosqlite.Connection, snap: Snapshot) -> None:

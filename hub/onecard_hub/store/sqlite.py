@@ -1,8 +1,10 @@
-"""The SQLite store (aiosqlite): WAL, synchronous=FULL by default, one writer."""
+"""The SQLite store: WAL, synchronous=FULL by default; one writing connection (store/journal.py)
+whose transactions are one call each, and an aiosqlite connection for reads."""
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from dataclasses import astuple
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from onecard_hub.store import statements as sql
 from onecard_hub.store.cardsys_rows import load_cardsys, write_cardsys
 from onecard_hub.store.feed_rows import load_feed, write_feed
 from onecard_hub.store.grant_rows import load_grants, write_grants
+from onecard_hub.store.journal import JournalConnection
 from onecard_hub.store.records import (
     AccountRow,
     AuditRow,
@@ -58,7 +61,8 @@ class SqliteStore:
         self.synchronous = synchronous.upper()
         self.checkpoint_rows = checkpoint_rows
         self._since_checkpoint = 0
-        self._db: aiosqlite.Connection | None = None
+        self._db: aiosqlite.Connection | None = None  # reads
+        self._journal: JournalConnection | None = None  # every write
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -67,35 +71,32 @@ class SqliteStore:
         return self._db
 
     async def open(self) -> None:
+        self._journal = JournalConnection(self.path, self.synchronous)
+        await self._journal.open()
+        await self._journal.transaction(self._migrate)
+        # Reads: their own connection, which may not write (every write is the journal's).
         self._db = await aiosqlite.connect(self.path, isolation_level=None)
-        await self.db.execute("PRAGMA journal_mode=WAL")
-        await self.db.execute(f"PRAGMA synchronous={self.synchronous}")
-        await self.db.execute("PRAGMA foreign_keys=ON")
         await self.db.execute("PRAGMA busy_timeout=5000")
-        await self._migrate()
+        await self.db.execute("PRAGMA query_only=ON")
 
-    async def _migrate(self) -> None:
-        async with self.db.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
-        version = int(row[0]) if row else 0
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        """Brings the schema to SCHEMA_VERSION, in one transaction."""
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise SchemaTooNew(f"{self.path} has schema {version}; this hub knows up to {SCHEMA_VERSION}")
         for number in range(version, SCHEMA_VERSION):
             log.info("migrating %s to schema version %d", self.path, number + 1)
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _statements(MIGRATIONS[number]):
-                    await self.db.execute(statement)
-                await self.db.execute(f"PRAGMA user_version={number + 1}")
-                await self.db.execute("COMMIT")
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
+            for statement in _statements(MIGRATIONS[number]):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version={number + 1}")
 
     async def close(self) -> None:
         if self._db is not None:
             await self._db.close()
             self._db = None
+        if self._journal is not None:
+            await self._journal.close()
+            self._journal = None
 
     async def schema_version(self) -> int:
         async with self.db.execute("PRAGMA user_version") as cur:
@@ -104,93 +105,22 @@ class SqliteStore:
 
     # -- the journal ---------------------------------------------------------------
 
+    @property
+    def journal(self) -> JournalConnection:
+        if self._journal is None:
+            raise RuntimeError("store is not open")
+        return self._journal
+
     async def write(self, batch: Batch) -> None:
-        """Appends the batch in one transaction; every `checkpoint_rows` rows, checkpoints too.
+        """Appends the batch in one transaction, one call on the journal's thread; every
+        `checkpoint_rows` rows, checkpoints in the same transaction.
 
         Only appends on the hot path: balances and card state are folded in by the checkpoint.
         """
-        db = self.db
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            if batch.accounts or batch.students or batch.student_status or batch.live_scenes:
-                await self._write_records(batch)  # before cards: a card names its student
-            if batch.requests:
-                await db.executemany(sql.INSERT_REQUEST, [sql.request_params(r) for r in batch.requests])
-            if batch.transfers:
-                await db.executemany(sql.INSERT_TRANSFER, [sql.transfer_params(t) for t in batch.transfers])
-            if batch.card_states:
-                await db.executemany(
-                    sql.APPEND_CARD_STATE,
-                    [(c.card_no, c.atc, c.pin_failures, c.presence) for c in batch.card_states],
-                )
-            if batch.terminals:
-                await db.executemany(sql.UPSERT_TERMINAL, [sql.terminal_params(t) for t in batch.terminals])
-            if batch.terminal_status:
-                await db.executemany(
-                    sql.UPSERT_TERMINAL_STATUS,
-                    [
-                        (t.terminal_id, t.last_seen_ms, t.software_version, t.offline_pending)
-                        for t in batch.terminal_status
-                    ],
-                )
-            if batch.offline:
-                await db.executemany(sql.UPSERT_OFFLINE, [sql.offline_params(o) for o in batch.offline])
-            if batch.cards:
-                await db.executemany(sql.UPSERT_CARD, [sql.card_params(c) for c in batch.cards])
-            if batch.guardians:
-                await db.executemany(sql.UPSERT_GUARDIAN, [sql.guardian_params(g) for g in batch.guardians])
-            if batch.audit:
-                await db.executemany(sql.INSERT_AUDIT, [sql.audit_params(a) for a in batch.audit])
-            if batch.loans or batch.exam_sessions or batch.exam_seats or batch.exam_check_ins:
-                await self._write_scenes(batch)
-            if batch.blocklist or batch.misuse:
-                await write_feed(db, batch)
-            if batch.cardsys:
-                await write_cardsys(db, batch)
-            if batch.grant_batches or batch.grant_items or batch.grant_notices:
-                await write_grants(db, batch)
-            if batch.payments or batch.reconciliations:
-                await write_settlement(db, batch)
-            if batch.topups or batch.auto_topups or batch.bank_changes:
-                await write_funds(db, batch)
-            self._since_checkpoint += len(batch.transfers) + len(batch.card_states)
-            checkpoint = self._since_checkpoint >= self.checkpoint_rows
-            if checkpoint:
-                await self._fold()
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
-        if checkpoint:
-            self._since_checkpoint = 0
-
-    async def _write_records(self, batch: Batch) -> None:
-        """学籍 and pilot rows: new wallet accounts and students, status changes, live scenes."""
-        db = self.db
-        if batch.accounts:
-            await db.executemany(sql.INSERT_ACCOUNT, [sql.account_params(a) for a in batch.accounts])
-        if batch.students:
-            await db.executemany(sql.INSERT_STUDENT, [sql.student_params(s) for s in batch.students])
-        if batch.student_status:
-            await db.executemany(
-                sql.UPDATE_STUDENT_STATUS,
-                [(s.school_id, s.enrollment, s.student_id) for s in batch.student_status],
-            )
-        if batch.live_scenes:
-            await db.executemany(
-                sql.UPDATE_LIVE_SCENES, [(r.live_scenes, r.school_id) for r in batch.live_scenes]
-            )
-
-    async def _write_scenes(self, batch: Batch) -> None:
-        """Library loans and exam sessions, seats and check-ins (sessions first: the others name one)."""
-        for statement, rows in (
-            (sql.UPSERT_LOAN, batch.loans),
-            (sql.UPSERT_EXAM_SESSION, batch.exam_sessions),
-            (sql.UPSERT_EXAM_SEAT, batch.exam_seats),
-            (sql.INSERT_EXAM_CHECK_IN, batch.exam_check_ins),
-        ):
-            if rows:
-                await self.db.executemany(statement, [astuple(r) for r in rows])
+        since = self._since_checkpoint + len(batch.transfers) + len(batch.card_states)
+        fold = since >= self.checkpoint_rows
+        await self.journal.transaction(lambda db: _append(db, batch, fold=fold))
+        self._since_checkpoint = 0 if fold else since
 
     async def _load_scenes(self, snap: Snapshot) -> None:
         snap.loans = [
@@ -214,19 +144,8 @@ class SqliteStore:
 
     async def checkpoint(self) -> None:
         """Folds the transfers and card states since the last checkpoint in (on stop, and in tests)."""
-        db = self.db
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            await self._fold()
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
+        await self.journal.transaction(_fold)
         self._since_checkpoint = 0
-
-    async def _fold(self) -> None:
-        for statement in sql.CHECKPOINT:
-            await self.db.execute(statement)
 
     # -- start-up ------------------------------------------------------------------
 
@@ -359,46 +278,7 @@ class SqliteStore:
     # -- seeding and reports -------------------------------------------------------
 
     async def seed(self, data: SeedData) -> None:
-        db = self.db
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            await db.executemany(
-                "INSERT INTO schools (school_id, name, policy_json) VALUES (?, ?, ?)",
-                [(s.school_id, s.name, s.policy_json) for s in data.schools],
-            )
-            await db.executemany(sql.INSERT_ACCOUNT, [sql.account_params(a) for a in data.accounts])
-            await db.executemany(sql.INSERT_STUDENT, [sql.student_params(s) for s in data.students])
-            await db.executemany(sql.UPSERT_CARD, [sql.card_params(c) for c in data.cards])
-            await db.executemany(
-                "INSERT INTO merchants VALUES (?, ?, ?, ?)",
-                [(m.merchant_id, m.school_id, m.name, m.account_id) for m in data.merchants],
-            )
-            await db.executemany(sql.UPSERT_TERMINAL, [sql.terminal_params(t) for t in data.terminals])
-            await db.executemany(
-                "INSERT INTO operators VALUES (?, ?, ?)",
-                [(o.operator_id, o.school_id, o.role) for o in data.operators],
-            )
-            await db.executemany(
-                sql.INSERT_TRANSFER,
-                [
-                    (
-                        t.from_account,
-                        t.to_account,
-                        t.amount_fen,
-                        t.kind,
-                        t.caller,
-                        t.request_id,
-                        t.origin_request_id,
-                        t.created_ms,
-                    )
-                    for t in data.transfers
-                ],
-            )
-            await db.execute(sql.CHECKPOINT[1])  # the seeded balances include the seeded transfers
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
+        await self.journal.transaction(lambda db: _seed(db, data))
 
     async def is_empty(self) -> bool:
         rows = await self._all("SELECT COUNT(*) FROM schools")
@@ -431,3 +311,120 @@ class SqliteStore:
 def _statements(script: str) -> list[str]:
     code = "\n".join(line for line in script.splitlines() if not line.strip().startswith("--"))
     return [s.strip() for s in code.split(";") if s.strip()]
+
+
+# -- the journal's side: these run on its thread, inside its transaction (store/journal.py) ---------
+
+
+def _append(db: sqlite3.Connection, batch: Batch, *, fold: bool) -> None:
+    if batch.accounts or batch.students or batch.student_status or batch.live_scenes:
+        _write_records(db, batch)  # before cards: a card names its student
+    if batch.requests:
+        db.executemany(sql.INSERT_REQUEST, [sql.request_params(r) for r in batch.requests])
+    if batch.transfers:
+        db.executemany(sql.INSERT_TRANSFER, [sql.transfer_params(t) for t in batch.transfers])
+    if batch.card_states:
+        db.executemany(
+            sql.APPEND_CARD_STATE,
+            [(c.card_no, c.atc, c.pin_failures, c.presence) for c in batch.card_states],
+        )
+    if batch.terminals:
+        db.executemany(sql.UPSERT_TERMINAL, [sql.terminal_params(t) for t in batch.terminals])
+    if batch.terminal_status:
+        db.executemany(
+            sql.UPSERT_TERMINAL_STATUS,
+            [
+                (t.terminal_id, t.last_seen_ms, t.software_version, t.offline_pending)
+                for t in batch.terminal_status
+            ],
+        )
+    if batch.offline:
+        db.executemany(sql.UPSERT_OFFLINE, [sql.offline_params(o) for o in batch.offline])
+    if batch.cards:
+        db.executemany(sql.UPSERT_CARD, [sql.card_params(c) for c in batch.cards])
+    if batch.guardians:
+        db.executemany(sql.UPSERT_GUARDIAN, [sql.guardian_params(g) for g in batch.guardians])
+    if batch.audit:
+        db.executemany(sql.INSERT_AUDIT, [sql.audit_params(a) for a in batch.audit])
+    if batch.loans or batch.exam_sessions or batch.exam_seats or batch.exam_check_ins:
+        _write_scenes(db, batch)
+    if batch.blocklist or batch.misuse:
+        write_feed(db, batch)
+    if batch.cardsys:
+        write_cardsys(db, batch)
+    if batch.grant_batches or batch.grant_items or batch.grant_notices:
+        write_grants(db, batch)
+    if batch.payments or batch.reconciliations:
+        write_settlement(db, batch)
+    if batch.topups or batch.auto_topups or batch.bank_changes:
+        write_funds(db, batch)
+    if fold:
+        _fold(db)
+
+
+def _write_records(db: sqlite3.Connection, batch: Batch) -> None:
+    """学籍 and pilot rows: new wallet accounts and students, status changes, live scenes."""
+    if batch.accounts:
+        db.executemany(sql.INSERT_ACCOUNT, [sql.account_params(a) for a in batch.accounts])
+    if batch.students:
+        db.executemany(sql.INSERT_STUDENT, [sql.student_params(s) for s in batch.students])
+    if batch.student_status:
+        db.executemany(
+            sql.UPDATE_STUDENT_STATUS,
+            [(s.school_id, s.enrollment, s.student_id) for s in batch.student_status],
+        )
+    if batch.live_scenes:
+        db.executemany(sql.UPDATE_LIVE_SCENES, [(r.live_scenes, r.school_id) for r in batch.live_scenes])
+
+
+def _write_scenes(db: sqlite3.Connection, batch: Batch) -> None:
+    """Library loans and exam sessions, seats and check-ins (sessions first: the others name one)."""
+    for statement, rows in (
+        (sql.UPSERT_LOAN, batch.loans),
+        (sql.UPSERT_EXAM_SESSION, batch.exam_sessions),
+        (sql.UPSERT_EXAM_SEAT, batch.exam_seats),
+        (sql.INSERT_EXAM_CHECK_IN, batch.exam_check_ins),
+    ):
+        if rows:
+            db.executemany(statement, [astuple(r) for r in rows])
+
+
+def _fold(db: sqlite3.Connection) -> None:
+    for statement in sql.CHECKPOINT:
+        db.execute(statement)
+
+
+def _seed(db: sqlite3.Connection, data: SeedData) -> None:
+    db.executemany(
+        "INSERT INTO schools (school_id, name, policy_json) VALUES (?, ?, ?)",
+        [(s.school_id, s.name, s.policy_json) for s in data.schools],
+    )
+    db.executemany(sql.INSERT_ACCOUNT, [sql.account_params(a) for a in data.accounts])
+    db.executemany(sql.INSERT_STUDENT, [sql.student_params(s) for s in data.students])
+    db.executemany(sql.UPSERT_CARD, [sql.card_params(c) for c in data.cards])
+    db.executemany(
+        "INSERT INTO merchants VALUES (?, ?, ?, ?)",
+        [(m.merchant_id, m.school_id, m.name, m.account_id) for m in data.merchants],
+    )
+    db.executemany(sql.UPSERT_TERMINAL, [sql.terminal_params(t) for t in data.terminals])
+    db.executemany(
+        "INSERT INTO operators VALUES (?, ?, ?)",
+        [(o.operator_id, o.school_id, o.role) for o in data.operators],
+    )
+    db.executemany(
+        sql.INSERT_TRANSFER,
+        [
+            (
+                t.from_account,
+                t.to_account,
+                t.amount_fen,
+                t.kind,
+                t.caller,
+                t.request_id,
+                t.origin_request_id,
+                t.created_ms,
+            )
+            for t in data.transfers
+        ],
+    )
+    db.execute(sql.CHECKPOINT[1])  # the seeded balances include the seeded transfers

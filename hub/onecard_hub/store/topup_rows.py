@@ -4,6 +4,7 @@ read back at start, so the settler resumes every top-up that is not final."""
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import astuple
 
 import aiosqlite
@@ -24,14 +25,15 @@ UPSERT_AUTO = f"INSERT OR REPLACE INTO auto_topups ({AUTO_COLUMNS}) VALUES ({', 
 UPSERT_CHANGE = f"INSERT OR REPLACE INTO bank_changes ({CHANGE_COLUMNS}) VALUES ({', '.join('?' * 8)})"
 
 
-async def write_funds(db: aiosqlite.Connection, batch: Batch) -> None:
+def write_funds(db: sqlite3.Connection, batch: Batch) -> None:
+    """Runs on the journal's connection, inside the batch's transaction (store/journal.py)."""
     for statement, rows in (
         (UPSERT_TOPUP, batch.topups),
         (UPSERT_AUTO, batch.auto_topups),
         (UPSERT_CHANGE, batch.bank_changes),
     ):
         if rows:
-            await db.executemany(statement, [astuple(r) for r in rows])
+            db.executemany(statement, [astuple(r) for r in rows])
 
 
 async def load_funds(db: aiosqlite.Connection, snap: Snapshot) -> None:
