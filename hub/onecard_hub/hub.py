@@ -175,13 +175,16 @@ class Hub:
 
     async def _commit(self, key: tuple[str, str], entry: Entry, rows: Batch) -> None:
         """Registers the answer, then returns once it and everything it changed are durable."""
+        await self._registered(key, entry, self.writer.submit(rows))
+
+    async def _registered(self, key: tuple[str, str], entry: Entry, durable: asyncio.Future[None]) -> None:
+        """Registers the answer, then waits for its journal write (`durable`, from the writer)."""
         self.registry.put(key, entry)
-        done = self.writer.submit(rows)
-        entry.durable = done
+        entry.durable = durable
         try:
-            await done  # the writer's future cannot be cancelled (a cancelled caller waits for it)
+            await durable  # the writer's future cannot be cancelled (a cancelled caller waits for it)
         finally:
-            if done.done():
+            if durable.done():
                 entry.durable = None
 
     # -- the critical path ---------------------------------------------------------
@@ -210,33 +213,32 @@ class Hub:
         self._seq += 1
         response = render(tap, result, now, self._seq)
         body = response.SerializeToString()
+        request = RequestRow(
+            key[0],
+            key[1],
+            AUTHORIZE,
+            fingerprint,
+            body,
+            now,
+            self._seq,
+            tap.card_no,
+            int(tap.scene),
+            int(result.reason),
+            tap.amount_fen,
+            day,
+            result.meal_window,
+            result.qr_nonce,
+            result.qr_expires_ms,
+        )
         card = result.card
-        rows = Batch(
-            requests=[
-                RequestRow(
-                    key[0],
-                    key[1],
-                    AUTHORIZE,
-                    fingerprint,
-                    body,
-                    now,
-                    self._seq,
-                    tap.card_no,
-                    int(tap.scene),
-                    int(result.reason),
-                    tap.amount_fen,
-                    day,
-                    result.meal_window,
-                    result.qr_nonce,
-                    result.qr_expires_ms,
-                )
-            ],
-            transfers=[result.transfer] if result.transfer is not None else [],
-            card_states=[_card_row(card)] if card is not None and result.card_changed else [],
-            misuse=[result.misuse] if result.misuse is not None else [],
+        durable = self.writer.submit_tap(
+            request,
+            result.transfer,
+            _card_row(card) if card is not None and result.card_changed else None,
+            result.misuse,
         )
         undo = result.purchase or result.gate_pass
-        await self._commit(key, Entry(AUTHORIZE, fingerprint, now, body, undo=undo), rows)
+        await self._registered(key, Entry(AUTHORIZE, fingerprint, now, body, undo=undo), durable)
         if result.purchase is not None:  # auto top-up: one dict lookup; queues, never waits on a bank
             self.low_balance.purchased(
                 result.purchase.wallet.account.owner, result.purchase.wallet.balance_fen

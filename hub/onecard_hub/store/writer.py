@@ -30,8 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from onecard_hub.domain.errors import Overloaded, Unavailable
+from onecard_hub.domain.ledger import Transfer
+from onecard_hub.domain.misuse import MisuseSignal
 from onecard_hub.store.base import Store
-from onecard_hub.store.records import Batch
+from onecard_hub.store.records import Batch, CardStateRow, RequestRow
 
 log = logging.getLogger(__name__)
 
@@ -99,15 +101,39 @@ class JournalWriter:
         caller cancelled while it waits is cancelled once the commit is done, and the other
         callers are not touched (no `asyncio.shield` needed).
         """
-        if self._done is None:
-            self._done = _Durable(loop=asyncio.get_running_loop())
         self._batch.extend(rows)
-        self._pending_rows += len(rows)
+        return self._added(len(rows))
+
+    def submit_tap(
+        self,
+        request: RequestRow,
+        transfer: Transfer | None,
+        card_state: CardStateRow | None,
+        misuse: MisuseSignal | None,
+    ) -> asyncio.Future[None]:
+        """`submit` for the critical path: one tap's rows go straight into the pending batch
+        (no Batch of its own to build, merge and count on every tap)."""
+        batch = self._batch
+        batch.requests.append(request)
+        if transfer is not None:
+            batch.transfers.append(transfer)
+        if card_state is not None:
+            batch.card_states.append(card_state)
+        if misuse is None:
+            return self._added(1)
+        batch.misuse.append(misuse)
+        return self._added(2)
+
+    def _added(self, rows: int) -> asyncio.Future[None]:
+        done = self._done
+        if done is None:
+            done = self._done = _Durable(loop=asyncio.get_running_loop())
+        self._pending_rows += rows
         self._wake.set()
         full = self._full
         if full is not None and self._pending_rows >= self._full_rows and not full.done():
             full.set_result(None)
-        return self._done
+        return done
 
     async def _run(self) -> None:
         while True:
