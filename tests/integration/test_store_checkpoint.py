@@ -97,10 +97,16 @@ async def test_a_failed_write_leaves_nothing_behind(campus_dir: Path) -> None:
     await store.close()
 
 
-async def test_the_writer_lingers_only_while_calls_arrive_fast(campus_dir: Path) -> None:
+async def test_the_writer_lingers_only_while_the_hub_is_saturated(campus_dir: Path) -> None:
     store = SqliteStore(campus_dir / "hub.db")
     await store.open()
-    writer = JournalWriter(store, linger_s=0.05, busy_calls_per_s=1_000, busy_window_s=0.02)
+    loop = asyncio.get_running_loop()
+    meter = {"share": 0.0, "since": loop.time(), "used": 0.0}  # the process's CPU use, as told
+
+    def cpu_clock() -> float:
+        return meter["used"] + meter["share"] * (loop.time() - meter["since"])
+
+    writer = JournalWriter(store, linger_s=0.05, busy_window_s=0.02, cpu_clock=cpu_clock)
     writer.start()
 
     def row(n: int) -> Batch:
@@ -110,19 +116,34 @@ async def test_the_writer_lingers_only_while_calls_arrive_fast(campus_dir: Path)
         await asyncio.sleep(delay)
         await writer.submit(row(n))
 
+    async def window(cpu_share: float) -> None:
+        """From now on the hub uses `cpu_share` of a core; two judging windows pass (each
+        closed by a commit), the second wholly at that share."""
+        meter.update(used=cpu_clock(), share=cpu_share, since=loop.time())
+        for n in range(2):
+            await asyncio.sleep(0.03)
+            await writer.submit(row(1000 + 10 * len(shares) + n))
+        shares.append(cpu_share)
+
+    shares: list[float] = []
     # light load: a row 10 ms after another gets its own commit
     await asyncio.gather(writer.submit(row(0)), later(1, 0.01))
     assert writer.stats().batches == 2
-    # a burst of 200 calls (far over 1,000/s in its window) makes the hub busy: the next
-    # commit waits for the row that comes 10 ms later
-    await asyncio.sleep(0.03)
-    await asyncio.gather(*(writer.submit(row(n)) for n in range(2, 202)))
+    # a window at 80% of a core is not saturated: still no waiting
+    await window(0.8)
+    before = writer.stats().batches
+    await asyncio.gather(writer.submit(row(2)), later(3, 0.01))
+    assert writer.stats().batches == before + 2
+    # a window at 100%: the next commit waits for the row that comes 10 ms later
+    await window(1.0)
     busy_from = writer.stats().batches
-    await asyncio.gather(writer.submit(row(202)), later(203, 0.01))
+    await asyncio.gather(writer.submit(row(4)), later(5, 0.01))
     assert writer.stats().batches == busy_from + 1
-    # that window saw two calls in 50 ms: lingering stops, single rows commit at once again
-    await asyncio.gather(writer.submit(row(204)), later(205, 0.01))
-    assert writer.stats().batches == busy_from + 3
+    # the load falls back (a window at 30%): single rows commit at once again
+    await window(0.3)
+    calm_from = writer.stats().batches
+    await asyncio.gather(writer.submit(row(6)), later(7, 0.01))
+    assert writer.stats().batches == calm_from + 2
     await writer.close()
     await store.close()
 

@@ -5,27 +5,31 @@ durable. While one transaction commits, the next batch gathers, so under load on
 fsync covers many taps. Batches commit in the order they were submitted, so a change
 can never become durable before a change decided earlier.
 
-A commit costs the hub's one core a fixed few hundred microseconds whatever its size, so
-when the hub is busy the writer lingers: it waits up to `linger_s` for more rows before
+A commit costs the hub's core a fixed few hundred microseconds whatever its size, so when
+the hub is busy the writer lingers: it waits up to `linger_s` for more rows before
 committing (PostgreSQL's commit_delay with commit_siblings is the same idea); a batch of
-`full_rows` ends the wait early. Busy means that calls (request rows: a tap's extra rows, such
-as a misuse signal, do not count) arrived at `busy_calls_per_s` (2,000/s) or more, judged once
-per `busy_window_s` (50 ms) over the calls committed in that window. So a hub whose load falls
-back commits every row at once again within one window: at 1,000 taps/s a commit carries one
-to a few and nobody waits (50 ms at 1,000/s is about 50 calls, far from the 100 that count as
-busy).
+`full_rows` ends the wait early. Busy means that the hub's process used at least
+`busy_cpu_share` (90%) of a core, judged once per `busy_window_s` (200 ms) over that window:
+saturated, a commit saved is a tap served. Below that nobody waits: at 1,000 taps/s (about
+70% of a core here) a commit carries one to a few taps, and latency stays low. (Judged over
+50 ms, a fold or a collection now and then made a window at 1,000 taps/s look saturated, and
+the 8 ms waits that followed doubled p99.)
 
-Why a rate and not the size of the last commit: in a closed loop (a fixed number of calls
-in flight, as in `make bench`) commits that do not linger are quick, so they stay small, and
-"the last commit carried 16 rows" was then never true again: the hub got stuck committing
-1–2 rows at a time at half its throughput, for seconds, until some hiccup made one commit
-large (measured: runs of ~900 commits of 1.4 rows between runs of commits of ~52 rows).
+Why CPU and not the size of the last commit or the call rate: in a closed loop (a fixed
+number of calls in flight, as in `make bench`) commits that do not linger are quick, so they
+stay small, and "the last commit carried 16 rows" was then never true again (measured: runs
+of ~900 commits of 1.4 rows between runs of ~52 rows). A call-rate threshold (2,000 calls/s)
+had the same trap where the hub, stuck in small commits, served fewer calls than the
+threshold: on a slower machine it stayed at 1,900 calls/s in commits of 1.8 rows for a whole
+run, instead of 3,000 calls/s in commits of 18. Saturated, the CPU share is near 100% in
+either mode, so the hub always finds its way to large commits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -53,19 +57,21 @@ class JournalWriter:
         *,
         max_pending: int = 20_000,
         linger_s: float = 0.008,
-        busy_calls_per_s: float = 2_000.0,
-        busy_window_s: float = 0.05,
+        busy_cpu_share: float = 0.9,
+        busy_window_s: float = 0.2,
         full_rows: int = 512,
+        cpu_clock: Callable[[], float] = time.process_time,
     ) -> None:
         self._store = store
         self._max_pending = max_pending
         self._linger_s = linger_s
-        self._busy_calls_per_s = busy_calls_per_s
+        self._busy_cpu_share = busy_cpu_share
+        self._cpu_clock = cpu_clock  # CPU seconds used by the process
         self._busy_window_s = busy_window_s
         self._full_rows = full_rows
         self._busy = False
         self._window_start = 0.0
-        self._window_calls = 0
+        self._window_cpu = 0.0
         self._batch = Batch()
         self._pending_rows = 0  # len(self._batch), kept as rows arrive
         self._done: asyncio.Future[None] | None = None
@@ -161,7 +167,7 @@ class JournalWriter:
                     raise
                 return
             self._batches += 1
-            self._judge_load(len(batch.requests))
+            self._judge_load()
             self._rows += size
             self._largest = max(self._largest, size)
             self._tell_listeners(batch)
@@ -175,14 +181,15 @@ class JournalWriter:
             except Exception:  # a listener's fault must not stop the journal
                 log.exception("a journal listener failed")
 
-    def _judge_load(self, calls: int) -> None:
-        """Once per `busy_window_s`: did calls arrive fast enough to be worth lingering for?"""
-        self._window_calls += calls
+    def _judge_load(self) -> None:
+        """Once per `busy_window_s`: was the hub's core saturated, so that lingering pays?"""
         now = asyncio.get_running_loop().time()
         elapsed = now - self._window_start
         if elapsed >= self._busy_window_s:
-            self._busy = self._linger_s > 0 and self._window_calls >= self._busy_calls_per_s * elapsed
-            self._window_start, self._window_calls = now, 0
+            cpu = self._cpu_clock()
+            used = cpu - self._window_cpu
+            self._busy = self._linger_s > 0 and used >= self._busy_cpu_share * elapsed
+            self._window_start, self._window_cpu = now, cpu
 
     async def _linger(self) -> None:
         """Waits up to `linger_s` for more rows, or until the batch is full."""
