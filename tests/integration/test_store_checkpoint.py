@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
+
+import pytest
 
 from onecard_hub.domain.ledger import Transfer, TransferKind
 from onecard_hub.store.records import Batch, CardStateRow, RequestRow
-from onecard_hub.store.sqlite import SqliteStore
+from onecard_hub.store.schema import SCHEMA_VERSION
+from onecard_hub.store.sqlite import SchemaTooNew, SqliteStore
 from onecard_hub.store.writer import JournalWriter
 
 
@@ -172,3 +176,23 @@ async def test_a_cancelled_caller_cannot_cancel_a_commit_shared_with_others(camp
     assert writer.failed is None
     assert _raw(db, "SELECT COUNT(*) FROM requests WHERE caller = 'pos-1'") == 2
     await store.close()
+
+
+async def test_writes_go_through_the_journal_only(campus_dir: Path) -> None:
+    """The reading connection may not write: one connection (the journal's) does every write."""
+    store = SqliteStore(campus_dir / "hub.db")
+    await store.open()
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        await store.db.execute("DELETE FROM requests")
+    await store.close()
+
+
+async def test_a_database_from_a_newer_hub_is_refused_and_left_as_it_was(campus_dir: Path) -> None:
+    db = campus_dir / "hub.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    before = {t.name for t in threading.enumerate()}
+    with pytest.raises(SchemaTooNew):
+        await SqliteStore(db).open()
+    assert {t.name for t in threading.enumerate()} == before  # no journal thread left running
+    assert _raw(db, "PRAGMA user_version") == SCHEMA_VERSION + 1

@@ -72,12 +72,16 @@ class SqliteStore:
 
     async def open(self) -> None:
         self._journal = JournalConnection(self.path, self.synchronous)
-        await self._journal.open()
-        await self._journal.transaction(self._migrate)
-        # Reads: their own connection, which may not write (every write is the journal's).
-        self._db = await aiosqlite.connect(self.path, isolation_level=None)
-        await self.db.execute("PRAGMA busy_timeout=5000")
-        await self.db.execute("PRAGMA query_only=ON")
+        try:
+            await self._journal.open()
+            await self._journal.transaction(self._migrate)
+            # Reads: their own connection, which may not write (every write is the journal's).
+            self._db = await aiosqlite.connect(self.path, isolation_level=None)
+            await self.db.execute("PRAGMA busy_timeout=5000")
+            await self.db.execute("PRAGMA query_only=ON")
+        except BaseException:
+            await self.close()  # a schema too new, an unreadable file: no thread left behind
+            raise
 
     def _migrate(self, db: sqlite3.Connection) -> None:
         """Brings the schema to SCHEMA_VERSION, in one transaction."""
