@@ -10,7 +10,6 @@ ignored, so a page sent twice (after a reconnect) changes nothing twice.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -92,7 +91,7 @@ class CardsysChanges:
         if not batch.cardsys:
             return outcomes
         batch.cards.extend(card_row(c) for c in touched.values())
-        await asyncio.shield(hub.writer.submit(batch))
+        await hub.writer.submit(batch)
         return outcomes
 
 

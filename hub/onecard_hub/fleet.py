@@ -7,7 +7,6 @@ answer, so the card office sees last-seen and software version after a restart t
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -51,7 +50,7 @@ async def heartbeat(
     terminal.software_version = software_version
     terminal.offline_pending = offline_pending
     row = TerminalStatusRow(terminal.terminal_id, now, software_version, offline_pending)
-    await asyncio.shield(hub.writer.submit(Batch(terminal_status=[row])))
+    await hub.writer.submit(Batch(terminal_status=[row]))
     policy = hub.campus.schools[terminal.school_id].policy
     return HeartbeatAnswer(
         now,

@@ -60,7 +60,7 @@ class AutoTopUps:
             "",
             self._hub.clock.now_ms(),
         )
-        await asyncio.shield(self._hub.writer.submit(Batch(auto_topups=[auto_row(auto)])))
+        await self._hub.writer.submit(Batch(auto_topups=[auto_row(auto)]))
         self._book.autos[student.student_id] = auto
         if enabled:
             self._watch.thresholds[student.student_id] = threshold_fen
@@ -96,7 +96,7 @@ class AutoTopUps:
             await self._failed(auto, "", f"not started: {refused.message}")
             return
         auto.last_topup_id, auto.last_failure = topup.topup_id, ""
-        await asyncio.shield(self._hub.writer.submit(Batch(auto_topups=[auto_row(auto)])))
+        await self._hub.writer.submit(Batch(auto_topups=[auto_row(auto)]))
 
     def _ended(self, topup: TopUp) -> None:
         if topup.origin is not Origin.AUTO:
@@ -120,4 +120,4 @@ class AutoTopUps:
             auto.last_topup_id = topup_id
         self._watch.thresholds.pop(auto.student_id, None)
         self._watch.done(auto.student_id)
-        await asyncio.shield(self._hub.writer.submit(Batch(auto_topups=[auto_row(auto)])))
+        await self._hub.writer.submit(Batch(auto_topups=[auto_row(auto)]))

@@ -80,13 +80,11 @@ async def change_bank(
     card.bank_status = BankStatus.ACTIVE if account.state is AccountState.ACTIVE else BankStatus.NOT_ACTIVATED
     change = BankChange(student.student_id, card.card_no, old_bank, new_bank_code, now, updated_ms=now)
     details = audit.details(old_bank=old_bank, new_bank=new_bank_code, identity=checked.who)
-    await asyncio.shield(
-        hub.writer.submit(
-            Batch(
-                cards=[card_row(card)],
-                bank_changes=[change_row(change)],
-                audit=[audit_row(operator, now, CHANGE_BANK, request_id, student, card.card_no, details)],
-            )
+    await hub.writer.submit(
+        Batch(
+            cards=[card_row(card)],
+            bank_changes=[change_row(change)],
+            audit=[audit_row(operator, now, CHANGE_BANK, request_id, student, card.card_no, details)],
         )
     )
     book.changes.setdefault(student.student_id, []).append(change)
@@ -143,5 +141,5 @@ class Closer:
             return False  # no answer (or refused): tried again on the next round
         change.state, change.paid_out_fen = ChangeState.CLOSED, closed.paid_out_fen
         change.updated_ms = self._hub.clock.now_ms()
-        await asyncio.shield(self._hub.writer.submit(Batch(bank_changes=[change_row(change)])))
+        await self._hub.writer.submit(Batch(bank_changes=[change_row(change)]))
         return True

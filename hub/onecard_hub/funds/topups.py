@@ -130,7 +130,7 @@ class TopUps:
         topup = self.prepare(card, amount_fen, origin)
         try:
             if journal is None:
-                await asyncio.shield(self.hub.writer.submit(Batch(topups=[topup_row(topup)])))
+                await self.hub.writer.submit(Batch(topups=[topup_row(topup)]))
             else:
                 await journal(topup)
         except BaseException:
@@ -208,7 +208,7 @@ class TopUps:
             topup.reversals += 1
             tried += 1
             topup.updated_ms = self.hub.clock.now_ms()
-            await asyncio.shield(self.hub.writer.submit(Batch(topups=[topup_row(topup)])))
+            await self.hub.writer.submit(Batch(topups=[topup_row(topup)]))
             answer = await self.reverse(topup)
             step, reason = after_reversal(answer.outcome, topup.reversals, self.max_reversals)
         if step is Step.POST:
@@ -238,8 +238,8 @@ class TopUps:
             created_ms=now,
         )
         topup.state, topup.reason, topup.updated_ms = TopUpState.POSTED, reason, now
-        await asyncio.shield(
-            self.hub.writer.submit(Batch(transfers=[transfer], topups=[topup_row(topup)], audit=audit or []))
+        await self.hub.writer.submit(
+            Batch(transfers=[transfer], topups=[topup_row(topup)], audit=audit or [])
         )
         self._ended(topup)
 
@@ -249,7 +249,7 @@ class TopUps:
         if topup.state.final:
             return
         topup.state, topup.reason, topup.updated_ms = state, reason, self.hub.clock.now_ms()
-        await asyncio.shield(self.hub.writer.submit(Batch(topups=[topup_row(topup)], audit=audit or [])))
+        await self.hub.writer.submit(Batch(topups=[topup_row(topup)], audit=audit or []))
         self._ended(topup)
 
     def _ended(self, topup: TopUp) -> None:

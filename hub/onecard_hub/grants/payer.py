@@ -203,7 +203,7 @@ class GrantPayer:
         return account
 
     async def _commit(self, rows: Batch) -> None:
-        """Durable before the payer goes on. Shielded: the commit's future is shared with other
-        writers' calls, so cancelling the payer (at stop) must not cancel it."""
+        """Durable before the payer goes on (cancelling the payer at stop waits for the commit:
+        the writer's future cannot be cancelled)."""
         self._hub._healthy()
-        await asyncio.shield(self._hub.writer.submit(rows))
+        await self._hub.writer.submit(rows)

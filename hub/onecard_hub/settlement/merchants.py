@@ -82,7 +82,7 @@ async def settle_merchants(
         book.keep(payment)
         fresh.append(payment)
     if fresh:
-        await asyncio.shield(hub.writer.submit(Batch(payments=[p.row() for p in fresh])))
+        await hub.writer.submit(Batch(payments=[p.row() for p in fresh]))
     payments = book.merchants_of(day.isoformat(), school_ids)
     limit = asyncio.Semaphore(CONCURRENCY)
 

@@ -73,8 +73,8 @@ class Payer:
         payment.status, payment.failure = PaymentStatus.UNCERTAIN, ""
         payment.updated_ms = self._hub.clock.now_ms()
         self._book.keep(payment)
-        # durable before the call (shielded: the commit's future is shared with other writers)
-        await asyncio.shield(self._hub.writer.submit(Batch(payments=[payment.row()])))
+        # durable before the call
+        await self._hub.writer.submit(Batch(payments=[payment.row()]))
         merchant = payment.purpose == MERCHANT_SETTLEMENT
         return await self._bank.credit(
             payment.transfer_id,
@@ -133,7 +133,7 @@ class Payer:
             created_ms=now,
         )
         payment.status, payment.failure, payment.updated_ms = PaymentStatus.PAID, "", now
-        await asyncio.shield(self._hub.writer.submit(Batch(transfers=[transfer], payments=[payment.row()])))
+        await self._hub.writer.submit(Batch(transfers=[transfer], payments=[payment.row()]))
 
     async def void(self, payment: Payment) -> None:
         """The current attempt never moved money: FAILED, tried again under a new id by a later run."""
@@ -142,7 +142,7 @@ class Payer:
     async def _finish(self, payment: Payment, status: PaymentStatus, failure: str) -> None:
         payment.status, payment.failure, payment.updated_ms = status, failure, self._hub.clock.now_ms()
         self._book.keep(payment)
-        await asyncio.shield(self._hub.writer.submit(Batch(payments=[payment.row()])))
+        await self._hub.writer.submit(Batch(payments=[payment.row()]))
 
     def _account(self, kind: AccountKind, owner: str) -> Account:
         if kind is AccountKind.WALLET:

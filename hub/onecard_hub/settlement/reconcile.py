@@ -10,7 +10,6 @@ that the bank answered, so the original can never post later.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, replace
@@ -134,7 +133,7 @@ async def reconcile_date(
         row = ReconciliationRow(code, day, unexplained, _report_json(result, problem), hub.clock.now_ms())
         book.reports[(code, day)] = row
         rows.append(row)
-    await asyncio.shield(hub.writer.submit(Batch(reconciliations=rows)))
+    await hub.writer.submit(Batch(reconciliations=rows))
     return rows
 
 

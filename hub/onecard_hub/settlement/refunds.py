@@ -4,8 +4,6 @@ not activated, account frozen) stays FAILED and visible; calling again retries i
 
 from __future__ import annotations
 
-import asyncio
-
 from onecard_hub.domain.errors import FailedPrecondition
 from onecard_hub.domain.model import Card, CardStatus, Enrollment, Student
 from onecard_hub.domain.settlement import PaymentStatus, wallet_refund_transfer_id
@@ -51,7 +49,7 @@ async def refund_wallet(hub: Hub, book: SettlementBook, payer: Payer, student: S
         if payment.amount_fen == 0:
             payment.status = PaymentStatus.NOTHING_TO_PAY
         book.keep(payment)
-        await asyncio.shield(hub.writer.submit(Batch(payments=[payment.row()])))
+        await hub.writer.submit(Batch(payments=[payment.row()]))
     elif payment.status is PaymentStatus.FAILED:
         payment.amount_fen = max(student.wallet.balance_fen, 0)  # nothing moved: the balance then is owed now
     return await payer.pay(payment)
