@@ -16,7 +16,7 @@ from onecard_client.errors import InvalidArgumentError
 from onecard_hub.domain.clock import ManualClock
 from onecard_hub.domain.topup import Origin, TopUp, TopUpState
 from tests.helpers import Campus
-from tests.integration.topup_fixtures import World, bank_balance, cards, rid, world
+from tests.integration.topup_fixtures import World, bank_balance, cards, rid, until, world
 
 BUY = auth_pb.SCENE_CANTEEN_PURCHASE
 
@@ -24,14 +24,6 @@ BUY = auth_pb.SCENE_CANTEEN_PURCHASE
 def autos_of(w: World, student_id: str) -> list[TopUp]:
     assert w.hub.funds is not None
     return [t for t in w.hub.funds.book.by_student.get(student_id, []) if t.origin is Origin.AUTO]
-
-
-async def _until(predicate, limit_s: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(limit_s / 0.02)):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached")
 
 
 async def test_a_purchase_under_the_threshold_tops_up_without_waiting(
@@ -53,11 +45,11 @@ async def test_a_purchase_under_the_threshold_tops_up_without_waiting(
         answer = await campus.send(campus.chip(campus.card(), campus.pos(), BUY, amount_fen=500))
         assert answer.decision == auth_pb.DECISION_APPROVED
         assert campus.card().card_no == card.card_no
-        await _until(lambda: len(autos_of(w, student.student_id)) == 1)
+        await until(lambda: len(autos_of(w, student.student_id)) == 1)
         assert not autos_of(w, student.student_id)[0].state.final  # still at the bank
         second = await campus.send(campus.chip(campus.card(), campus.pos(), BUY, amount_fen=300))
         assert second.decision == auth_pb.DECISION_APPROVED
-        await _until(lambda: autos_of(w, student.student_id)[0].state.final)
+        await until(lambda: autos_of(w, student.student_id)[0].state.final)
         assert len(autos_of(w, student.student_id)) == 1  # one in flight per wallet, no second
         assert autos_of(w, student.student_id)[0].state is TopUpState.POSTED
         assert await bank_balance(w.bank, card) == at_bank - 5_000
@@ -82,13 +74,13 @@ async def test_a_failed_auto_top_up_is_recorded_and_not_retried(
         assert (
             await campus.send(campus.chip(campus.card(), campus.pos(), BUY, amount_fen=200))
         ).decision == auth_pb.DECISION_APPROVED
-        await _until(
+        await until(
             lambda: bool(autos_of(w, student.student_id)) and autos_of(w, student.student_id)[0].state.final
         )
         failed = autos_of(w, student.student_id)[0]
         assert failed.state is TopUpState.VOIDED and failed.reason == "account_frozen"
         shown = await w.client.get_bank_function(card.student_id)
-        await _until(lambda: not w.hub.hub.low_balance.thresholds)
+        await until(lambda: not w.hub.hub.low_balance.thresholds)
         shown = await w.client.get_bank_function(card.student_id)
         assert not shown.auto_topup.enabled and "account_frozen" in shown.auto_topup.last_failure
         assert (

@@ -21,15 +21,16 @@ from onecard_hub.domain.topup import TopUpState
 from onecard_hub.server import RunningHub, running_hub
 from onecard_sim.bank import running_bank
 from tests.conftest import hub_config
-from tests.integration.topup_fixtures import ADMIN, bank_balance, cards, rid, speed_up, until_final, world
-
-
-async def _until(predicate, limit_s: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(limit_s / 0.02)):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached")
+from tests.integration.topup_fixtures import (
+    ADMIN,
+    bank_balance,
+    cards,
+    rid,
+    speed_up,
+    until,
+    until_final,
+    world,
+)
 
 
 def _clearing_fen(hub: RunningHub) -> int:
@@ -50,7 +51,7 @@ async def test_a_dropped_reply_is_reversed_and_voided(
         await w.bank.control.set_faults(drop_reply_rate=1.0, bank_code=card.bank_code)
         call = asyncio.create_task(w.client.top_up(rid(), 3_000, card_no=card.card_no))
         book = w.hub.funds.book
-        await _until(lambda: any(t.reversals >= 2 for t in book.topups.values()))
+        await until(lambda: any(t.reversals >= 2 for t in book.topups.values()))
         await w.bank.control.set_faults(bank_code=card.bank_code)  # answered again
         first = (await call).topup
         topup = await until_final(w.client, first.topup_id)
@@ -108,7 +109,7 @@ async def test_a_restart_resumes_pending_top_ups(
             async with FundsClient(ADMIN, ClientConfig(target=hub.target)) as client:
                 call = asyncio.create_task(client.top_up(rid(), 6_000, card_no=card.card_no))
                 book = hub.funds.book
-                await _until(lambda: any(t.reversals >= 1 for t in book.topups.values()))
+                await until(lambda: any(t.reversals >= 1 for t in book.topups.values()))
                 await bank.control.set_faults(outage_s=60)  # the reversals go unanswered now
                 first = (await call).topup
             assert first.state == pb.TOP_UP_STATE_PENDING
