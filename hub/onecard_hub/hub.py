@@ -167,6 +167,19 @@ class Hub:
         if self.writer.failed is not None:
             raise Unavailable("the hub's journal failed; it must restart")
 
+    async def answered(
+        self, key: tuple[str, str], method: str, fingerprint: bytes, parse: Callable[[bytes], M]
+    ) -> M | None:
+        """The answer this (caller, request_id) already got, replayed (a different body under the
+        same id is FAILED_PRECONDITION); None when the call is new and the journal can take it. The
+        first step of every mutating use case (`authorize` does it inline: it needs the tombstone)."""
+        self._healthy()
+        entry = self.registry.get(key)
+        if entry is not None and not entry.tombstone:
+            return await self._replay(entry, method, fingerprint, parse)
+        self.writer.check_accepting()
+        return None
+
     async def _replay(self, entry: Entry, method: str, fingerprint: bytes, parse: Callable[[bytes], M]) -> M:
         entry.matches(method, fingerprint)
         if entry.durable is not None:
@@ -255,12 +268,9 @@ class Hub:
         render: Callable[[Transfer, Purchase], M],
         parse: Callable[[bytes], M],
     ) -> M:
-        self._healthy()
         key = (terminal.terminal_id, request_id)
-        entry = self.registry.get(key)
-        if entry is not None and not entry.tombstone:
-            return await self._replay(entry, REFUND, fingerprint, parse)
-        self.writer.check_accepting()
+        if (answer := await self.answered(key, REFUND, fingerprint, parse)) is not None:
+            return answer
         original = self.registry.get((terminal.terminal_id, original_request_id))
         if original is None or original.tombstone or original.method != AUTHORIZE:
             raise NotFound(
@@ -305,12 +315,9 @@ class Hub:
         render: Callable[[ReverseOutcome], M],
         parse: Callable[[bytes], M],
     ) -> M:
-        self._healthy()
         key = (terminal.terminal_id, request_id)
-        entry = self.registry.get(key)
-        if entry is not None and not entry.tombstone:
-            return await self._replay(entry, REVERSE, fingerprint, parse)
-        self.writer.check_accepting()
+        if (answer := await self.answered(key, REVERSE, fingerprint, parse)) is not None:
+            return answer
         now = self.clock.now_ms()
         origin = (terminal.terminal_id, original_request_id)
         original = self.registry.get(origin)
@@ -375,12 +382,9 @@ class Hub:
         render: Callable[[Terminal], M],
         parse: Callable[[bytes], M],
     ) -> M:
-        self._healthy()
         key = (operator.operator_id, request_id)
-        entry = self.registry.get(key)
-        if entry is not None and not entry.tombstone:
-            return await self._replay(entry, REGISTER_TERMINAL, fingerprint, parse)
-        self.writer.check_accepting()
+        if (answer := await self.answered(key, REGISTER_TERMINAL, fingerprint, parse)) is not None:
+            return answer
         school = self.campus.schools.get(row.school_id)
         if school is None:
             raise NotFound("terminal.school_id: no such school", field="terminal.school_id")
@@ -429,12 +433,9 @@ class Hub:
         parse: Callable[[bytes], M],
     ) -> M:
         """Enables or disables a terminal; answers once the change is durable."""
-        self._healthy()
         key = (operator.operator_id, request_id)
-        entry = self.registry.get(key)
-        if entry is not None and not entry.tombstone:
-            return await self._replay(entry, SET_TERMINAL_ENABLED, fingerprint, parse)
-        self.writer.check_accepting()
+        if (answer := await self.answered(key, SET_TERMINAL_ENABLED, fingerprint, parse)) is not None:
+            return answer
         terminal = self.campus.terminals.get(terminal_id)
         if terminal is None:
             raise NotFound("terminal_id: no such terminal", field="terminal_id")

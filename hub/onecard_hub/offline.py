@@ -47,13 +47,12 @@ async def upload_offline_batch(
     parse: Callable[[bytes], M],
 ) -> M:
     key = (terminal.terminal_id, request_id)
-    entry = _answered(hub, key)
-    if entry is not None:
-        return await hub._replay(entry, UPLOAD_OFFLINE_BATCH, fingerprint, parse)
+    if (answer := await hub.answered(key, UPLOAD_OFFLINE_BATCH, fingerprint, parse)) is not None:
+        return answer
     signatures = await _check_signatures(hub, transactions)
-    entry = _answered(hub, key)  # the loop served other calls meanwhile: a copy may have been booked
-    if entry is not None:
-        return await hub._replay(entry, UPLOAD_OFFLINE_BATCH, fingerprint, parse)
+    # the loop served other calls meanwhile: a copy may have been booked
+    if (answer := await hub.answered(key, UPLOAD_OFFLINE_BATCH, fingerprint, parse)) is not None:
+        return answer
     now = hub.clock.now_ms()
     booking = book_batch(hub.campus, hub.offline_book, terminal, request_id, transactions, signatures, now)
     for record in booking.records:  # usage statistics: a booked record is a use of the card
@@ -81,16 +80,6 @@ async def upload_offline_batch(
     )
     await hub._commit(key, Entry(UPLOAD_OFFLINE_BATCH, fingerprint, now, body), rows)
     return response
-
-
-def _answered(hub: Hub, key: tuple[str, str]) -> Entry | None:
-    """The earlier answer to this request_id, if any; raises when the hub cannot take writes."""
-    hub._healthy()
-    entry = hub.registry.get(key)
-    if entry is not None and not entry.tombstone:
-        return entry
-    hub.writer.check_accepting()
-    return None
 
 
 async def _check_signatures(hub: Hub, transactions: list[OfflineTransaction]) -> list[bool]:

@@ -32,11 +32,8 @@ async def run_once(
     act: Callable[[int], tuple[M, Batch, RequestRow]],
 ) -> M:
     """`key` is (caller, request_id); `act(now_ms)` decides and applies."""
-    hub._healthy()
-    entry = hub.registry.get(key)
-    if entry is not None and not entry.tombstone:
-        return await hub._replay(entry, method, fingerprint, parse)
-    hub.writer.check_accepting()
+    if (answer := await hub.answered(key, method, fingerprint, parse)) is not None:
+        return answer
     now = hub.clock.now_ms()
     response, rows, request = act(now)
     record_tap(hub, request, now)  # usage statistics, when the call is a tap at a desk or tablet
@@ -57,11 +54,8 @@ async def run_once_awaiting(
     """For use cases that await (the bank) before they answer (funds, settlement): the same replay;
     `act()` journals its own rows as it goes and is idempotent by purpose itself, so a crash before
     the answer is durable repeats safely; the answer is journaled once it returns."""
-    hub._healthy()
-    entry = hub.registry.get(key)
-    if entry is not None and not entry.tombstone:
-        return await hub._replay(entry, method, fingerprint, parse)
-    hub.writer.check_accepting()
+    if (answer := await hub.answered(key, method, fingerprint, parse)) is not None:
+        return answer
     response = await act()
     now = hub.clock.now_ms()
     body = response.SerializeToString()

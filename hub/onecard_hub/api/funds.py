@@ -189,15 +189,12 @@ class FundsServicer(pb_grpc.FundsServiceServicer):
         caller_id = caller.terminal_id if isinstance(caller, Terminal) else caller.operator_id
         request_id = convert.request_id(request.request_id)
         hub, topups = self._hub, self._funds.topups
-        hub._healthy()
         key = (caller_id, request_id)
         fingerprint = self._fingerprint.of("TopUp", request)
-        entry = hub.registry.get(key)
-        if entry is not None and not entry.tombstone:
-            first = await hub._replay(entry, "TopUp", fingerprint, pb.TopUpResponse.FromString)
+        first = await hub.answered(key, "TopUp", fingerprint, pb.TopUpResponse.FromString)
+        if first is not None:  # a retry: the top-up as it stands now
             topup = topups.book.topups.get(first.topup.topup_id)
             return pb.TopUpResponse(topup=topup_message(topup)) if topup is not None else first
-        hub.writer.check_accepting()
         card = self._card(caller, request.card_no, request.student_id)
         origin = Origin.KIOSK if isinstance(caller, Terminal) else Origin.OPERATOR
 

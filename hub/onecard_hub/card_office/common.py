@@ -83,12 +83,9 @@ async def run(
     `redact` gives the bytes kept for replays when the answer holds secrets (card keys); `parse`
     must then restore them.
     """
-    hub._healthy()
     key = (operator.operator_id, request_id)
-    entry = hub.registry.get(key)
-    if entry is not None and not entry.tombstone:
-        return await hub._replay(entry, method, fingerprint, _refusing(parse))
-    hub.writer.check_accepting()
+    if (answer := await hub.answered(key, method, fingerprint, _refusing(parse))) is not None:
+        return answer
     now = hub.clock.now_ms()
     outcome = act(now)
     response: M | None = None
