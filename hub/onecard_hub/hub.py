@@ -30,6 +30,7 @@ from onecard_hub.domain.errors import (
 )
 from onecard_hub.domain.ledger import Transfer
 from onecard_hub.domain.model import Card, Operator, Terminal, TerminalKind, Wallet
+from onecard_hub.domain.scope import listed_school
 from onecard_hub.domain.topup import LowBalanceWatch
 from onecard_hub.domain.usage import UsageBook, window_start_ms
 from onecard_hub.idempotency import Entry, Registry
@@ -412,14 +413,8 @@ class Hub:
 
     def terminals_of(self, operator: Operator, school_id: str) -> list[Terminal]:
         """A school's terminals by id; a province administrator may leave `school_id` empty for all."""
-        if operator.school_id:
-            if not school_id:
-                raise InvalidArgument("school_id", "required for a school's clerk")
-            if school_id != operator.school_id:
-                raise PermissionDenied("school_id: another school than the operator's")
-        if school_id and school_id not in self.campus.schools:
-            raise NotFound("school_id: no such school", field="school_id")
-        found = [t for t in self.campus.terminals.values() if not school_id or t.school_id == school_id]
+        school = listed_school(operator, school_id, self.campus.schools)
+        found = [t for t in self.campus.terminals.values() if school is None or t.school_id == school]
         return sorted(found, key=lambda t: t.terminal_id)
 
     async def set_terminal_enabled(

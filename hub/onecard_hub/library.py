@@ -15,9 +15,9 @@ from google.protobuf.message import Message
 
 from onecard_hub.domain.campus import Campus, Tap, TapResult
 from onecard_hub.domain.clock import business_day
-from onecard_hub.domain.errors import InvalidArgument, NotFound, PermissionDenied
 from onecard_hub.domain.library import LibraryDecision, Loan
 from onecard_hub.domain.model import Card, Operator
+from onecard_hub.domain.scope import listed_school
 from onecard_hub.hub import Hub
 from onecard_hub.once import run_once
 from onecard_hub.store.records import Batch, CardStateRow, LoanRow, RequestRow
@@ -76,14 +76,7 @@ async def _desk_call(
 def overdue_loans(hub: Hub, operator: Operator, school_id: str) -> list[Loan]:
     """A school's overdue loans; a clerk names their own school, a province administrator may
     leave `school_id` empty for every school."""
-    if operator.school_id:
-        if not school_id:
-            raise InvalidArgument("school_id", "required for a school's clerk")
-        if school_id != operator.school_id:
-            raise PermissionDenied("school_id: another school than the operator's")
-    if school_id and school_id not in hub.campus.schools:
-        raise NotFound("school_id: no such school", field="school_id")
-    return hub.library.overdue(school_id or None, hub.clock.now_ms())
+    return hub.library.overdue(listed_school(operator, school_id, hub.campus.schools), hub.clock.now_ms())
 
 
 # -- journal rows (shared with exams.py) ------------------------------------------------

@@ -6,9 +6,10 @@ The signals themselves are raised on the tap path (`Campus.authorize`, rules in
 
 from __future__ import annotations
 
-from onecard_hub.domain.errors import InvalidArgument, NotFound, PermissionDenied
+from onecard_hub.domain.errors import InvalidArgument
 from onecard_hub.domain.misuse import MisuseSignal
 from onecard_hub.domain.model import Operator
+from onecard_hub.domain.scope import listed_school
 from onecard_hub.hub import Hub
 
 DEFAULT_LIMIT = 100
@@ -20,16 +21,10 @@ def misuse_signals(
 ) -> list[MisuseSignal]:
     """The signals of a school's cards (every school's for a province administrator naming none),
     newest first. A clerk names their own school."""
-    if operator.school_id:
-        if not school_id:
-            raise InvalidArgument("school_id", "required for a school's clerk")
-        if school_id != operator.school_id:
-            raise PermissionDenied("school_id: another school than the operator's")
-    if school_id and school_id not in hub.campus.schools:
-        raise NotFound("school_id: no such school", field="school_id")
+    school = listed_school(operator, school_id, hub.campus.schools)
     if not 0 <= limit <= MAX_LIMIT:
         raise InvalidArgument("limit", f"must be within [0, {MAX_LIMIT}]")
-    return hub.campus.misuse.listed(school_id, since_ms, limit or DEFAULT_LIMIT)
+    return hub.campus.misuse.listed(school or "", since_ms, limit or DEFAULT_LIMIT)
 
 
 def holder_name_masked(hub: Hub, signal: MisuseSignal) -> str:

@@ -17,7 +17,6 @@ from typing import TypeVar
 from google.protobuf.message import Message
 
 from onecard_hub.domain.clock import business_day
-from onecard_hub.domain.errors import InvalidArgument, NotFound, PermissionDenied
 from onecard_hub.domain.model import Card, Operator, Terminal
 from onecard_hub.domain.offline import (
     BOOKED,
@@ -27,6 +26,7 @@ from onecard_hub.domain.offline import (
     book_batch,
     signature_valid,
 )
+from onecard_hub.domain.scope import listed_school
 from onecard_hub.hub import Hub
 from onecard_hub.idempotency import Entry
 from onecard_hub.store.records import Batch, CardStateRow, RequestRow
@@ -99,11 +99,4 @@ def _card_state(card: Card) -> CardStateRow:
 def wallet_debts(hub: Hub, operator: Operator, school_id: str) -> list[Debt]:
     """Wallets below zero now, with the offline records that took them there. A clerk names their
     own school; a province administrator may leave `school_id` empty for all schools."""
-    if operator.school_id:
-        if not school_id:
-            raise InvalidArgument("school_id", "required for a school's clerk")
-        if school_id != operator.school_id:
-            raise PermissionDenied("school_id: another school than the operator's")
-    if school_id and school_id not in hub.campus.schools:
-        raise NotFound("school_id: no such school", field="school_id")
-    return hub.offline_book.debts_of(school_id or None)
+    return hub.offline_book.debts_of(listed_school(operator, school_id, hub.campus.schools))
