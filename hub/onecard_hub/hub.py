@@ -411,6 +411,16 @@ class Hub:
         await self._commit(key, Entry(REGISTER_TERMINAL, fingerprint, now, body), rows)
         return response
 
+    def terminal_for(self, operator: Operator, terminal_id: str) -> Terminal:
+        """A terminal the operator may see (a clerk: one of their school's), or NOT_FOUND /
+        PERMISSION_DENIED."""
+        terminal = self.campus.terminals.get(terminal_id)
+        if terminal is None:
+            raise NotFound("terminal_id: no such terminal", field="terminal_id")
+        if operator.school_id and operator.school_id != terminal.school_id:
+            raise PermissionDenied("terminal_id: a terminal of another school")
+        return terminal
+
     def terminals_of(self, operator: Operator, school_id: str) -> list[Terminal]:
         """A school's terminals by id; a province administrator may leave `school_id` empty for all."""
         school = listed_school(operator, school_id, self.campus.schools)
@@ -431,11 +441,7 @@ class Hub:
         key = (operator.operator_id, request_id)
         if (answer := await self.answered(key, SET_TERMINAL_ENABLED, fingerprint, parse)) is not None:
             return answer
-        terminal = self.campus.terminals.get(terminal_id)
-        if terminal is None:
-            raise NotFound("terminal_id: no such terminal", field="terminal_id")
-        if operator.school_id and operator.school_id != terminal.school_id:
-            raise PermissionDenied("terminal_id: a terminal of another school")
+        terminal = self.terminal_for(operator, terminal_id)
         terminal.enabled = enabled  # a disabled terminal's next call is refused at once
         now = self.clock.now_ms()
         response = render(terminal)

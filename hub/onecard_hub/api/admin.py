@@ -12,7 +12,7 @@ from onecard_hub.api.identity import Identity
 from onecard_hub.api.misuse import signal_message
 from onecard_hub.api.pilot import school_message
 from onecard_hub.api.usage import usage_response
-from onecard_hub.domain.errors import InvalidArgument, NotFound, PermissionDenied
+from onecard_hub.domain.errors import InvalidArgument, PermissionDenied
 from onecard_hub.domain.model import Operator, Terminal, TerminalKind
 from onecard_hub.domain.pilot import scenes_from_numbers
 from onecard_hub.hub import Hub
@@ -87,12 +87,9 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     ) -> pb.GetTerminalResponse:
         operator = self._operator(context)
         convert.request_id(request.terminal_id, "terminal_id")
-        terminal = self._hub.campus.terminals.get(request.terminal_id)
-        if terminal is None:
-            raise NotFound("terminal_id: no such terminal", field="terminal_id")
-        if operator.school_id and operator.school_id != terminal.school_id:
-            raise PermissionDenied("terminal_id: a terminal of another school")
-        return pb.GetTerminalResponse(terminal=_terminal_message(terminal))
+        return pb.GetTerminalResponse(
+            terminal=_terminal_message(self._hub.terminal_for(operator, request.terminal_id))
+        )
 
     async def ListTerminals(
         self, request: pb.ListTerminalsRequest, context: grpc.aio.ServicerContext
