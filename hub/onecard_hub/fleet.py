@@ -43,7 +43,7 @@ def config_of(hub: Hub, terminal: Terminal) -> TerminalConfig:
 async def heartbeat(
     hub: Hub, terminal: Terminal, software_version: str, offline_pending: int
 ) -> HeartbeatAnswer:
-    hub._healthy()
+    hub.check_healthy()
     hub.writer.check_accepting()
     now = hub.clock.now_ms()
     terminal.last_seen_ms = now

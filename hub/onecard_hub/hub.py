@@ -164,7 +164,7 @@ class Hub:
 
     # -- idempotency ---------------------------------------------------------------
 
-    def _healthy(self) -> None:
+    def check_healthy(self) -> None:
         if self.writer.failed is not None:
             raise Unavailable("the hub's journal failed; it must restart")
 
@@ -174,7 +174,7 @@ class Hub:
         """The answer this (caller, request_id) already got, replayed (a different body under the
         same id is FAILED_PRECONDITION); None when the call is new and the journal can take it. The
         first step of every mutating use case (`authorize` does it inline: it needs the tombstone)."""
-        self._healthy()
+        self.check_healthy()
         entry = self.registry.get(key)
         if entry is not None and not entry.tombstone:
             return await self._replay(entry, method, fingerprint, parse)
@@ -187,7 +187,7 @@ class Hub:
             await entry.durable
         return parse(entry.response)
 
-    async def _commit(self, key: tuple[str, str], entry: Entry, rows: Batch) -> None:
+    async def commit(self, key: tuple[str, str], entry: Entry, rows: Batch) -> None:
         """Registers the answer, then returns once it and everything it changed are durable."""
         await self._registered(key, entry, self.writer.submit(rows))
 
@@ -210,7 +210,7 @@ class Hub:
         render: Callable[[Tap, TapResult, int, int], M],
         parse: Callable[[bytes], M],
     ) -> M:
-        self._healthy()
+        self.check_healthy()
         key = (tap.terminal.terminal_id, tap.request_id)
         entry = self.registry.get(key)
         if entry is not None and not entry.tombstone:
@@ -304,7 +304,7 @@ class Hub:
             ],
             transfers=[transfer],
         )
-        await self._commit(key, Entry(REFUND, fingerprint, now, body), rows)
+        await self.commit(key, Entry(REFUND, fingerprint, now, body), rows)
         return response
 
     async def reverse(
@@ -356,7 +356,7 @@ class Hub:
                 outcome=outcome.outcome,
             )
         )
-        await self._commit(key, Entry(REVERSE, fingerprint, now, body), rows)
+        await self.commit(key, Entry(REVERSE, fingerprint, now, body), rows)
         return response
 
     def wallet_of(self, terminal: Terminal, card_no: str) -> tuple[Card, Wallet]:
@@ -408,7 +408,7 @@ class Hub:
             requests=[RequestRow(key[0], key[1], REGISTER_TERMINAL, fingerprint, body, now)],
             terminals=[row],
         )
-        await self._commit(key, Entry(REGISTER_TERMINAL, fingerprint, now, body), rows)
+        await self.commit(key, Entry(REGISTER_TERMINAL, fingerprint, now, body), rows)
         return response
 
     def terminal_for(self, operator: Operator, terminal_id: str) -> Terminal:
@@ -450,7 +450,7 @@ class Hub:
             requests=[RequestRow(key[0], key[1], SET_TERMINAL_ENABLED, fingerprint, body, now)],
             terminals=[_terminal_row(terminal)],
         )
-        await self._commit(key, Entry(SET_TERMINAL_ENABLED, fingerprint, now, body), rows)
+        await self.commit(key, Entry(SET_TERMINAL_ENABLED, fingerprint, now, body), rows)
         return response
 
     async def ledger_totals(self) -> LedgerTotals:

@@ -78,7 +78,7 @@ async def upload_offline_batch(
         card_states=[_card_state(card) for card in booking.cards.values()],
         offline=booking.records,
     )
-    await hub._commit(key, Entry(UPLOAD_OFFLINE_BATCH, fingerprint, now, body), rows)
+    await hub.commit(key, Entry(UPLOAD_OFFLINE_BATCH, fingerprint, now, body), rows)
     return response
 
 

@@ -39,7 +39,7 @@ async def run_once(
     record_tap(hub, request, now)  # usage statistics, when the call is a tap at a desk or tablet
     body = response.SerializeToString()
     rows.requests.append(replace(request, fingerprint=fingerprint, response=body, created_ms=now))
-    await hub._commit(key, Entry(method, fingerprint, now, body), rows)
+    await hub.commit(key, Entry(method, fingerprint, now, body), rows)
     return response
 
 
@@ -60,5 +60,5 @@ async def run_once_awaiting(
     now = hub.clock.now_ms()
     body = response.SerializeToString()
     rows = Batch(requests=[RequestRow(key[0], key[1], method, fingerprint, body, now)])
-    await hub._commit(key, Entry(method, fingerprint, now, body), rows)
+    await hub.commit(key, Entry(method, fingerprint, now, body), rows)
     return response

@@ -206,7 +206,7 @@ class FundsServicer(pb_grpc.FundsServiceServicer):
                 topups=[topup_row(topup)],
                 requests=[RequestRow(caller_id, request_id, "TopUp", fingerprint, body, now)],
             )
-            await hub._commit(key, Entry("TopUp", fingerprint, now, body), rows)
+            await hub.commit(key, Entry("TopUp", fingerprint, now, body), rows)
 
         topup = await topups.start(card, request.amount_fen, origin, journal)
         left = context.time_remaining()  # answer PENDING before the caller's deadline passes

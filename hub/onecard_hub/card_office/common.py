@@ -97,7 +97,7 @@ async def run(
         body = redact(response) if redact is not None else response.SerializeToString()
     rows = outcome.rows
     rows.requests.append(RequestRow(operator.operator_id, request_id, method, fingerprint, body, now))
-    await hub._commit(key, Entry(method, fingerprint, now, body), rows)
+    await hub.commit(key, Entry(method, fingerprint, now, body), rows)
     if outcome.refusal is not None:
         raise outcome.refusal
     assert response is not None

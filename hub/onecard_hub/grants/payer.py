@@ -205,5 +205,5 @@ class GrantPayer:
     async def _commit(self, rows: Batch) -> None:
         """Durable before the payer goes on (cancelling the payer at stop waits for the commit:
         the writer's future cannot be cancelled)."""
-        self._hub._healthy()
+        self._hub.check_healthy()
         await self._hub.writer.submit(rows)
