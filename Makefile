@@ -5,18 +5,33 @@ PYTHON_BOOTSTRAP ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
-# Re-install when the dependency list changes; repeated runs are then a no-op.
+# Re-install when the dependencies or their lock change; repeated runs are then a no-op.
 STAMP  := $(VENV)/.installed
+LOCK   := requirements.lock
 
-.PHONY: venv demo test check lint fmt protos contract-docs bench bench-blocklist loadtest clean
+.PHONY: venv lock lock-upgrade demo test check lint fmt protos contract-docs bench bench-blocklist loadtest clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Installs exactly what requirements.lock pins, every file checked against its hash, then the project itself
+# (editable, built by the locked hatchling). Refuses to install when the lock was made from another
+# pyproject.toml: run `make lock`.
+$(STAMP): pyproject.toml $(LOCK)
+	$(PYTHON_BOOTSTRAP) scripts/lock.py --check
 	test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# After editing pyproject.toml's dependencies: re-resolve, keeping every pin that still fits.
+lock:
+	test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
+	$(PY) scripts/lock.py
+
+# Every pin to the newest release the bounds allow; then `make protos` and `make test` before committing.
+lock-upgrade:
+	test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
+	$(PY) scripts/lock.py --upgrade
 
 # A short meal-rush (DESIGN §10): seeds 2 schools, starts its own hub on a simulated clock, plays lunch
 # 11:00–13:00 in 12 s, prints the summary; report.json, chart.png and hub.log go to .demo/meal-rush/.
@@ -42,6 +57,7 @@ lint: venv
 	echo "== ruff check"; $(BIN)/ruff check . || failed="$$failed ruff-check"; \
 	echo "== mypy"; $(BIN)/mypy || failed="$$failed mypy"; \
 	echo "== buf lint"; (cd protos && ../$(BIN)/buf lint) || failed="$$failed buf-lint"; \
+	echo "== lock"; $(PY) scripts/lock.py --check || failed="$$failed lock"; \
 	echo "== stub staleness"; $(PY) scripts/gen_protos.py --check || failed="$$failed stubs"; \
 	echo "== contract docs"; $(PY) scripts/gen_contract_docs.py --check || failed="$$failed contract-docs"; \
 	if [ -n "$$failed" ]; then echo "make lint: FAILED:$$failed" >&2; exit 1; fi; \
