@@ -1,4 +1,4 @@
-# OneCard Hub — the commands of DESIGN.md §11. Everything runs from ./.venv/bin explicitly;
+# OneCard Hub — the commands README.md lists. Everything runs from ./.venv/bin explicitly;
 # no activated venv is needed. Every target is .PHONY (a folder named loadtest/ exists).
 
 PYTHON_BOOTSTRAP ?= python3
@@ -33,7 +33,7 @@ lock-upgrade:
 	test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
 	$(PY) scripts/lock.py --upgrade
 
-# A short meal-rush (DESIGN §10): seeds 2 schools, starts its own hub on a simulated clock, plays lunch
+# A short meal-rush scenario: seeds 2 schools, starts its own hub on a simulated clock, plays lunch
 # 11:00–13:00 in 12 s, prints the summary; report.json, chart.png and hub.log go to .demo/meal-rush/.
 demo: venv
 	rm -rf .demo/meal-rush
