@@ -12,25 +12,64 @@ Each subscriber has a bounded queue (`max_queue` messages, one per committed bat
 its school's list). A subscriber that falls that far behind is dropped with RESOURCE_EXHAUSTED
 (it reconnects with the version it holds and gets a delta or a snapshot); memory never grows
 without bound. `close()` (the server stopping) ends every stream with UNAVAILABLE, at once.
+
+How many streams (a terminal needs one; one terminal, connection or school must not take every
+other school's lost-card updates away):
+
+    per terminal     one: a new stream replaces the terminal's old one, which ends with
+                     FAILED_PRECONDITION / STREAM_REPLACED (see `replaced`)
+    per connection   `max_per_connection` (the HTTP/2 peer), well under the server's
+                     `grpc.max_concurrent_streams`, so watches never take every stream of a connection
+    per school       `max_per_school`
+    on the hub       `max_subscribers`, the last line
+
+Over a bound the new stream is refused with RESOURCE_EXHAUSTED / OVERLOADED, ErrorInfo metadata
+"bound" naming it ("connection", "school", "hub"); the streams already open keep running.
+Replacing never counts against a bound the old stream held. A stream that ends for any reason
+(replaced, dropped, cancelled by the client, the connection lost) leaves the feed at once and its
+queued messages are let go.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from onecard_hub.domain.blocklist import BlocklistChange
 from onecard_hub.domain.campus import Campus
-from onecard_hub.domain.errors import HubError, Overloaded, Unavailable
+from onecard_hub.domain.errors import FailedPrecondition, HubError, Overloaded, Unavailable
 from onecard_hub.store.records import Batch
 
 log = logging.getLogger(__name__)
 
 MAX_QUEUE = 256  # messages per subscriber
-MAX_SUBSCRIBERS = 20_000
+MAX_SUBSCRIBERS = 20_000  # on the hub: the last line
+# A school: its gates, POS, library desks and exam tablets, one stream each (`make bench-blocklist`
+# seeds 200 in one school); 2,000 leaves room and still keeps one school to a tenth of the hub.
+MAX_PER_SCHOOL = 2_000
+# One connection (HTTP/2 peer). With mutual TLS a terminal has its own connection, so one stream;
+# in plain text every client of a process shares one connection (gRPC's global subchannel pool):
+# `make bench-blocklist` puts 200 terminals' streams on one. Half of server.MAX_CONCURRENT_STREAMS,
+# so the unary calls of that connection always find a free stream.
+MAX_PER_CONNECTION = 1_000
+STREAM_REPLACED = "STREAM_REPLACED"
+
+
+def replaced() -> HubError:
+    """How a replaced stream ends: the terminal opened another one, which now gets the changes.
+
+    FAILED_PRECONDITION (the state, one stream per terminal, must change before a retry can help)
+    rather than UNAVAILABLE or ABORTED, which clients retry: a client that sees it does not
+    reconnect, so two clients of one terminal settle on the newer one instead of taking the
+    stream from each other forever. A terminal that reconnected over a new connection never sees
+    it: its old stream was on the dead connection.
+    """
+    return FailedPrecondition(
+        "another WatchBlocklist stream of this terminal replaced this one; do not reconnect this one",
+        reason=STREAM_REPLACED,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +85,14 @@ class FeedMessage:
 class Subscription:
     """One terminal's stream: its first message, then a bounded queue of live changes."""
 
-    def __init__(self, feed: BlocklistFeed, school_id: str, terminal_id: str, first: FeedMessage) -> None:
+    def __init__(
+        self, feed: BlocklistFeed, school_id: str, terminal_id: str, connection: str, first: FeedMessage
+    ) -> None:
         self._feed = feed
         self.school_id = school_id
         self.terminal_id = terminal_id
-        self.first = first
+        self.connection = connection
+        self.first: FeedMessage | None = first  # None once sent (a snapshot can be large)
         self.queue: asyncio.Queue[list[BlocklistChange] | None] = asyncio.Queue(feed.max_queue)
         self.ended: HubError | None = None
 
@@ -68,19 +110,25 @@ class Subscription:
             )
 
     def end(self, error: HubError) -> None:
-        """Ends the stream with `error`; the consumer sees it at its next message."""
+        """Ends the stream with `error`; the consumer sees it at its next message.
+
+        The queued changes are let go now: the consumer may be stuck sending to a peer that
+        stopped reading, and must not hold up to `max_queue` messages until its connection dies.
+        """
         if self.ended is None:
             self.ended = error
             self._feed.unsubscribe(self)
-        # Wakes a consumer waiting on an empty queue; one with a full queue is not waiting, and
-        # reads `ended` before its next message.
-        with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait(None)
+        self.first = None
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)  # wakes a consumer waiting on the empty queue
 
     async def messages(self) -> AsyncIterator[FeedMessage]:
         """The first message, then live ones until the stream ends (the error is raised)."""
         try:
-            yield self.first
+            first, self.first = self.first, None
+            if first is not None:  # None: ended before it was sent
+                yield first
             while True:
                 changes = await self.queue.get()
                 if self.ended is not None:
@@ -93,26 +141,47 @@ class Subscription:
 
 
 class BlocklistFeed:
-    """Subscribers per school; a listener of the journal writer."""
+    """Subscribers per school, one per terminal; a listener of the journal writer."""
 
-    def __init__(self, campus: Campus, *, max_queue: int = MAX_QUEUE, max_subscribers: int = MAX_SUBSCRIBERS):
+    def __init__(
+        self,
+        campus: Campus,
+        *,
+        max_queue: int = MAX_QUEUE,
+        max_subscribers: int = MAX_SUBSCRIBERS,
+        max_per_school: int = MAX_PER_SCHOOL,
+        max_per_connection: int = MAX_PER_CONNECTION,
+    ) -> None:
         self.campus = campus
         self.max_queue = max_queue
         self.max_subscribers = max_subscribers
-        self._subscribers: dict[str, set[Subscription]] = {}
-        self._count = 0
+        self.max_per_school = max_per_school
+        self.max_per_connection = max_per_connection
+        self._by_terminal: dict[str, Subscription] = {}
+        self._by_school: dict[str, dict[str, Subscription]] = {}  # school → terminal → its stream
+        self._by_connection: dict[str, int] = {}  # peer → streams open on it
         self._closed = False
 
     @property
     def subscribers(self) -> int:
-        return self._count
+        return len(self._by_terminal)
 
-    def subscribe(self, school_id: str, terminal_id: str, since_version: int) -> Subscription:
-        """A new stream for a terminal of `school_id` holding `since_version` (0: none)."""
+    def of_school(self, school_id: str) -> int:
+        return len(self._by_school.get(school_id, ()))
+
+    def on_connection(self, connection: str) -> int:
+        return self._by_connection.get(connection, 0)
+
+    def subscribe(
+        self, school_id: str, terminal_id: str, since_version: int, connection: str = ""
+    ) -> Subscription:
+        """A new stream for a terminal of `school_id` holding `since_version` (0: none), over
+        `connection` (the peer; "" counts against no connection bound). Replaces the terminal's
+        stream if it has one."""
         if self._closed:
             raise Unavailable("the hub is stopping")
-        if self._count >= self.max_subscribers:
-            raise Overloaded("too many blocklist subscribers")
+        old = self._by_terminal.get(terminal_id)
+        self._check_bounds(school_id, connection, old)
         blocklist = self.campus.blocklist(school_id)
         delta = blocklist.delta_since(since_version)
         if delta is None:
@@ -120,16 +189,46 @@ class BlocklistFeed:
             first = FeedMessage(True, snap.version, card_nos=snap.card_nos)
         else:
             first = FeedMessage(False, blocklist.durable_version, changes=delta)
-        subscription = Subscription(self, school_id, terminal_id, first)
-        self._subscribers.setdefault(school_id, set()).add(subscription)
-        self._count += 1
+        if old is not None:
+            log.info("blocklist stream of %s replaced by a new one", terminal_id)
+            old.end(replaced())
+        subscription = Subscription(self, school_id, terminal_id, connection, first)
+        self._by_terminal[terminal_id] = subscription
+        self._by_school.setdefault(school_id, {})[terminal_id] = subscription
+        if connection:
+            self._by_connection[connection] = self._by_connection.get(connection, 0) + 1
         return subscription
 
+    def _check_bounds(self, school_id: str, connection: str, old: Subscription | None) -> None:
+        """Refuses a new stream over a bound; the place of `old`, the stream it replaces, is its own."""
+        on_hub = self.subscribers - (old is not None)
+        in_school = self.of_school(school_id) - (old is not None and old.school_id == school_id)
+        on_connection = self.on_connection(connection) - (old is not None and old.connection == connection)
+        if on_hub >= self.max_subscribers:
+            raise Overloaded("too many blocklist subscribers on the hub", metadata={"bound": "hub"})
+        if in_school >= self.max_per_school:
+            raise Overloaded("too many blocklist streams for this school", metadata={"bound": "school"})
+        if connection and on_connection >= self.max_per_connection:
+            raise Overloaded(
+                "too many blocklist streams on this connection", metadata={"bound": "connection"}
+            )
+
     def unsubscribe(self, subscription: Subscription) -> None:
-        found = self._subscribers.get(subscription.school_id)
-        if found is not None and subscription in found:
-            found.discard(subscription)
-            self._count -= 1
+        terminal_id = subscription.terminal_id
+        if self._by_terminal.get(terminal_id) is not subscription:
+            return  # gone already, or replaced
+        del self._by_terminal[terminal_id]
+        school = self._by_school[subscription.school_id]
+        del school[terminal_id]
+        if not school:
+            del self._by_school[subscription.school_id]
+        connection = subscription.connection
+        if connection:
+            left = self._by_connection[connection] - 1
+            if left:
+                self._by_connection[connection] = left
+            else:
+                del self._by_connection[connection]
 
     def committed(self, batch: Batch) -> None:
         """The writer made `batch` durable: its blocklist changes are now the terminals' to see."""
@@ -141,12 +240,11 @@ class BlocklistFeed:
             by_school.setdefault(change.school_id, []).append(change)
         for school_id, changes in by_school.items():
             changes.sort(key=lambda c: c.version)
-            for subscription in list(self._subscribers.get(school_id, ())):
+            for subscription in list(self._by_school.get(school_id, {}).values()):
                 subscription.offer(changes)
 
     def close(self) -> None:
         """Ends every stream with UNAVAILABLE (the hub is stopping); refuses new ones."""
         self._closed = True
-        for subscriptions in list(self._subscribers.values()):
-            for subscription in list(subscriptions):
-                subscription.end(Unavailable("the hub is stopping; reconnect with the version you hold"))
+        for subscription in list(self._by_terminal.values()):
+            subscription.end(Unavailable("the hub is stopping; reconnect with the version you hold"))

@@ -40,6 +40,7 @@ from onecard_hub.api.settlement import SettlementServicer
 from onecard_hub.api.student_records import StudentRecordsServicer
 from onecard_hub.api.terminal import TerminalServicer
 from onecard_hub.bank.gateway import BankGateway
+from onecard_hub.blocklist_feed import MAX_PER_CONNECTION
 from onecard_hub.cardsys_feed import CardsysFeed, start_cardsys_feed
 from onecard_hub.config import HubConfig
 from onecard_hub.domain.clock import Clock
@@ -71,9 +72,20 @@ SERVICE_NAMES = (
     *(library_service_pb2.DESCRIPTOR.services_by_name[n].full_name for n in LIBRARY_SERVICES),
     *(exam_service_pb2.DESCRIPTOR.services_by_name[n].full_name for n in EXAM_SERVICES),
 )
+# HTTP/2 streams (calls) open at once on one connection; a client's further calls wait for a free
+# one. Without a bound one connection could hold any number (a probe held 20,000 WatchBlocklist
+# streams, ≈28 KB each). A device with mutual TLS has a connection of its own and uses a few. In
+# plain text every client of a process shares one connection (gRPC's global subchannel pool), and
+# the busiest ones stay far below: `make bench` keeps 64 calls in flight on one channel, the
+# simulators up to 128 taps (`--max-in-flight`) plus a heartbeat and a blocklist stream per
+# terminal, a Locust process one call per user (200 users in the largest runs of loadtest/README.md),
+# `make bench-blocklist` 200 streams. Blocklist streams may take half (blocklist_feed's
+# MAX_PER_CONNECTION), so unary calls always keep 1,000 — fifteen times the bench's load.
+MAX_CONCURRENT_STREAMS = 2 * MAX_PER_CONNECTION
 GRPC_OPTIONS = [
     # An offline batch of 500 e-card records is ≈100 KiB; every other request is far smaller.
     ("grpc.max_receive_message_length", 256 * 1024),
+    ("grpc.max_concurrent_streams", MAX_CONCURRENT_STREAMS),
     ("grpc.keepalive_time_ms", 60_000),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.so_reuseport", 0),

@@ -1,7 +1,10 @@
 """A simulated terminal's live blocklist: `TerminalService.WatchBlocklist` through the SDK, applied
 to a `BlocklistCopy`, reconnecting with the version held whenever the stream ends (the hub
 restarting, or dropping a reader that fell behind), with backoff. A hub without the RPC
-(UNIMPLEMENTED) ends the watch: heartbeats and GetConfig keep the list instead."""
+(UNIMPLEMENTED) ends the watch: heartbeats and GetConfig keep the list instead. So does a stream
+replaced by a newer one of the same terminal (FAILED_PRECONDITION / STREAM_REPLACED: another
+client runs as this terminal); reconnecting would take the stream back and the two would never
+settle."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from onecard_client.blocklist import BlocklistCopy, BlocklistGap
 
 FIRST_BACKOFF_S = 0.2
 MAX_BACKOFF_S = 5.0
+STREAM_REPLACED = "STREAM_REPLACED"  # ErrorInfo reason: another stream of this terminal took over
 
 
 class BlocklistWatch:
@@ -23,6 +27,7 @@ class BlocklistWatch:
         self.client = client
         self.copy = BlocklistCopy()
         self.reconnects = 0
+        self.replaced = False  # the watch ended: a newer stream of this terminal replaced it
         self._on_change = on_change
         self._task: asyncio.Task[None] | None = None
 
@@ -52,6 +57,9 @@ class BlocklistWatch:
             except BlocklistGap:
                 self.copy = BlocklistCopy()  # start over from a snapshot
             except OneCardError as error:
+                if error.reason == STREAM_REPLACED:
+                    self.replaced = True
+                    return
                 if error.code == grpc.StatusCode.UNIMPLEMENTED:
                     return
             self.reconnects += 1

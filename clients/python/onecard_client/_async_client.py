@@ -134,8 +134,12 @@ class TerminalClient(_AsyncClient):
         """The school's blocklist, live (a long-lived stream, no deadline): a snapshot or the delta
         since `since_version` first, then each change once durable. Apply them to a
         `onecard_client.blocklist.BlocklistCopy`; when the stream ends with an error (UnavailableError
-        when the hub stops, ResourceExhaustedError when this reader fell behind), subscribe again
-        with the version held. Not retried here: the caller knows the version it holds."""
+        when the hub stops, ResourceExhaustedError when this reader fell behind or a bound on streams
+        was hit), subscribe again with the version held, with backoff. A terminal has one stream: a
+        new one replaces the old, which ends with FailedPreconditionError, reason "STREAM_REPLACED";
+        do not subscribe again then (another client of this terminal holds the stream, and the two
+        would take it from each other forever). Not retried here: the caller knows the version it
+        holds."""
         call = self._terminal.WatchBlocklist(
             build.watch_blocklist(self.terminal_id, since_version), metadata=self._metadata
         )

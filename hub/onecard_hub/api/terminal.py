@@ -126,7 +126,7 @@ class TerminalServicer(pb_grpc.TerminalServiceServicer):
         if request.since_version < 0:
             raise InvalidArgument("since_version", "must be 0 or more")
         subscription = self._hub.blocklist_feed.subscribe(
-            terminal.school_id, terminal.terminal_id, request.since_version
+            terminal.school_id, terminal.terminal_id, request.since_version, context.peer()
         )
         async for message in subscription.messages():
             yield blocklist_message(message)

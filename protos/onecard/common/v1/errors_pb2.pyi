@@ -84,6 +84,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """FAILED_PRECONDITION: a manual-review resolution the bank contradicts (it says the debit posted, or
     that nothing was debited). ErrorInfo metadata "bank_status" says what the bank answered.
     """
+    ERROR_REASON_STREAM_REPLACED: _ErrorReason.ValueType  # 24
+    """FAILED_PRECONDITION: another TerminalService.WatchBlocklist stream of the same terminal replaced
+    this one (a terminal has one stream). Do not reconnect it: the newer stream gets the changes.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper): ...
 
@@ -144,5 +148,9 @@ names the limit, "left_fen" what is left today.
 ERROR_REASON_BANK_DISAGREES: ErrorReason.ValueType  # 23
 """FAILED_PRECONDITION: a manual-review resolution the bank contradicts (it says the debit posted, or
 that nothing was debited). ErrorInfo metadata "bank_status" says what the bank answered.
+"""
+ERROR_REASON_STREAM_REPLACED: ErrorReason.ValueType  # 24
+"""FAILED_PRECONDITION: another TerminalService.WatchBlocklist stream of the same terminal replaced
+this one (a terminal has one stream). Do not reconnect it: the newer stream gets the changes.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
