@@ -36,6 +36,7 @@ from onecard_hub.domain.policy import default_policy, policy_to_json
 from onecard_hub.security.files import write_private
 from onecard_hub.security.keys import HubKeys
 from onecard_hub.security.protect import FieldProtector, PinHasher
+from onecard_hub.store.checks import DatabaseRefused
 from onecard_hub.store.records import (
     AccountRow,
     CardRow,
@@ -47,7 +48,7 @@ from onecard_hub.store.records import (
     TerminalRow,
     TransferRow,
 )
-from onecard_hub.store.sqlite import SchemaTooNew, SqliteStore
+from onecard_hub.store.sqlite import SqliteStore
 
 __all__ = ["REFERENCE_DATE", "SeedError", "SeedOptions", "SeedReport", "seed_campus"]
 
@@ -151,16 +152,17 @@ class SeedReport:
 async def seed_campus(
     db_path: Path, keys_dir: Path, options: SeedOptions, *, progress: bool = True
 ) -> SeedReport:
-    """Seeds a campus into a new (or empty) database; refuses one that already holds a campus."""
+    """Seeds a campus into a new (or empty) database, the only way a hub database is made; refuses
+    one that already holds a campus, and any file that is not a hub database."""
     options.check()
     db_path, keys_dir = Path(db_path), Path(keys_dir)
     await asyncio.to_thread(db_path.parent.mkdir, parents=True, exist_ok=True)
     store = SqliteStore(db_path)
     try:
         try:
-            await store.open()
+            await store.open(create=True)
             empty = await store.is_empty()
-        except (sqlite3.DatabaseError, SchemaTooNew) as exc:
+        except (sqlite3.DatabaseError, DatabaseRefused) as exc:
             raise SeedError(f"{db_path} cannot be seeded: {exc}") from exc
         if not empty:
             raise SeedError(f"{db_path} already holds a campus; seed into a new database file")

@@ -40,9 +40,14 @@ class JournalConnection:
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
 
-    async def open(self) -> None:
+    async def open(self, before: Callable[[], object] | None = None) -> None:
+        """Connects on the journal's own thread; `before` runs there first (the store's read-only
+        checks of the file), and if it raises, nothing is opened for writing. Call `close` after
+        a failed open: the thread is running."""
         # One thread: the connection is made, used and closed on it, and transactions queue.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onecard-journal")
+        if before is not None:
+            await self._call(before)
         self._conn = await self._call(_connect, self._path, self._synchronous)
 
     async def transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
@@ -54,13 +59,17 @@ class JournalConnection:
         return await self._call(_in_transaction, conn, body)
 
     async def close(self) -> None:
-        if self._executor is None:
+        """Closes the connection on its thread, then stops the thread, even when closing raised."""
+        executor, conn = self._executor, self._conn
+        if executor is None:
             return
-        if self._conn is not None:
-            await self._call(self._conn.close)
-            self._conn = None
-        self._executor.shutdown(wait=True)
-        self._executor = None
+        self._conn = None
+        try:
+            if conn is not None:
+                await asyncio.get_running_loop().run_in_executor(executor, conn.close)
+        finally:
+            self._executor = None
+            executor.shutdown(wait=True)
 
     async def _call(self, fn: Callable[..., T], *args: object) -> T:
         if self._executor is None:

@@ -1,6 +1,17 @@
-"""SQLite schema, as numbered migrations. A database is brought forward one step at a time."""
+"""SQLite schema, as numbered migrations. A database is brought forward one step at a time.
+
+The schema version is SQLite's `PRAGMA user_version` (0: no schema); every hub database carries
+APPLICATION_ID in `PRAGMA application_id`, written with its first migration (`onecard-hub seed`).
+"""
 
 from __future__ import annotations
+
+import re
+
+# "OCHB", OneCard Hub: bytes 68-71 of the file's header. Databases seeded before it existed carry 0
+# and are recognised by their schema instead (store/checks.py); the hub writes the id the first time
+# it opens one.
+APPLICATION_ID = 0x4F434842
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the campus, the ledger, and the request journal
@@ -417,3 +428,10 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def tables_at(version: int) -> frozenset[str]:
+    """The tables a database of schema `version` has (the migrations only ever add tables)."""
+    return frozenset(
+        name for script in MIGRATIONS[:version] for name in re.findall(r"CREATE TABLE (\w+)", script)
+    )

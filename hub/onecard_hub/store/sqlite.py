@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from dataclasses import astuple
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,14 @@ import aiosqlite
 from onecard_hub.domain.offline import BOOKED, OfflineRecord
 from onecard_hub.store import statements as sql
 from onecard_hub.store.cardsys_rows import load_cardsys, write_cardsys
+from onecard_hub.store.checks import (
+    NotAHubDatabase,
+    NotWritable,
+    SchemaTooNew,
+    SchemaTooOld,
+    check_writable,
+    inspect_database,
+)
 from onecard_hub.store.feed_rows import load_feed, write_feed
 from onecard_hub.store.grant_rows import load_grants, write_grants
 from onecard_hub.store.journal import JournalConnection
@@ -39,7 +48,7 @@ from onecard_hub.store.records import (
     TerminalStatusRow,
     TransferRow,
 )
-from onecard_hub.store.schema import MIGRATIONS, SCHEMA_VERSION
+from onecard_hub.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from onecard_hub.store.settlement_rows import load_settlement, write_settlement
 from onecard_hub.store.topup_rows import load_funds, write_funds
 from onecard_hub.store.usage_rows import load_usage
@@ -47,10 +56,7 @@ from onecard_hub.store.usage_rows import load_usage
 log = logging.getLogger(__name__)
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
-
-
-class SchemaTooNew(RuntimeError):
-    """The database was written by a newer hub."""
+__all__ = ["SYNCHRONOUS_MODES", "SchemaTooNew", "SqliteStore"]  # SchemaTooNew: store/checks.py
 
 
 class SqliteStore:
@@ -70,37 +76,82 @@ class SqliteStore:
             raise RuntimeError("store is not open")
         return self._db
 
-    async def open(self) -> None:
+    async def open(self, *, create: bool = False) -> None:
+        """Opens the database for the hub: checked read-only first (store/checks.py), so a file that
+        is not a whole, writable hub database of a known schema is refused (a DatabaseRefused) and
+        left as it was; then migrated to SCHEMA_VERSION in one transaction.
+
+        Only `create=True` (`onecard-hub seed`) may make a new database: a file that does not
+        exist or is empty gets the schema and the hub's application id; an existing file must
+        still pass the checks, though it may hold no campus yet."""
         self._journal = JournalConnection(self.path, self.synchronous)
         try:
-            await self._journal.open()
+            await self._journal.open(before=lambda: self._check(create=create))
             await self._journal.transaction(self._migrate)
             # Reads: their own connection, which may not write (every write is the journal's).
             self._db = await aiosqlite.connect(self.path, isolation_level=None)
             await self.db.execute("PRAGMA busy_timeout=5000")
             await self.db.execute("PRAGMA query_only=ON")
+        except sqlite3.OperationalError as exc:
+            await self.close()
+            if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN):
+                raise NotWritable(f"{self.path} cannot be written: {exc}") from exc
+            raise
         except BaseException:
-            await self.close()  # a schema too new, an unreadable file: no thread left behind
+            await self.close()  # a refused file, a schema too new: no thread left behind
             raise
 
+    def _check(self, *, create: bool) -> None:
+        """On the journal's thread, before it connects: store/checks.py, reading only."""
+        if create and (not self.path.exists() or self.path.stat().st_size == 0):
+            return  # seed: a new database
+        started = time.perf_counter()
+        info = inspect_database(self.path)
+        log.info(
+            "%s checked: schema %d, quick_check ok in %.0f ms",
+            self.path,
+            info.schema_version,
+            1000 * (time.perf_counter() - started),
+        )
+        if not create and not info.has_campus:
+            raise NotAHubDatabase(
+                f"{self.path} has the hub's schema but no campus (did `onecard-hub seed` stop"
+                " before it finished?); seed a new database"
+            )
+        check_writable(self.path)
+
     def _migrate(self, db: sqlite3.Connection) -> None:
-        """Brings the schema to SCHEMA_VERSION, in one transaction."""
+        """Brings the schema to SCHEMA_VERSION and writes the hub's application id (a database seeded
+        before the id existed gets it now), in one transaction: a failed step changes nothing."""
         version = int(db.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise SchemaTooNew(f"{self.path} has schema {version}; this hub knows up to {SCHEMA_VERSION}")
         for number in range(version, SCHEMA_VERSION):
             log.info("migrating %s to schema version %d", self.path, number + 1)
-            for statement in _statements(MIGRATIONS[number]):
-                db.execute(statement)
+            try:
+                for statement in _statements(MIGRATIONS[number]):
+                    db.execute(statement)
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_READONLY or version == 0:
+                    raise
+                raise SchemaTooOld(
+                    f"{self.path} has schema {version}, and bringing it to schema {number + 1} failed"
+                    f" ({exc}); nothing was changed"
+                ) from exc
             db.execute(f"PRAGMA user_version={number + 1}")
+        if int(db.execute("PRAGMA application_id").fetchone()[0]) != APPLICATION_ID:
+            db.execute(f"PRAGMA application_id={APPLICATION_ID}")
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
-        if self._journal is not None:
-            await self._journal.close()
-            self._journal = None
+        """Closes both connections and stops the journal's thread, whatever either close raises."""
+        db, journal = self._db, self._journal
+        self._db = self._journal = None
+        try:
+            if db is not None:
+                await db.close()
+        finally:
+            if journal is not None:
+                await journal.close()
 
     async def schema_version(self) -> int:
         async with self.db.execute("PRAGMA user_version") as cur:
