@@ -45,6 +45,7 @@ from onecard_hub.recovery import (
 )
 from onecard_hub.security.keys import HubKeys
 from onecard_hub.security.protect import PinHasher
+from onecard_hub.stopping import stop_all
 from onecard_hub.store.base import Store
 from onecard_hub.store.records import Batch, CardStateRow, LedgerTotals, RequestRow, TerminalRow
 from onecard_hub.store.writer import JournalWriter
@@ -97,9 +98,13 @@ class Hub:
 
     async def start(self) -> None:
         await self.store.open()
-        now = self.clock.now_ms()
-        snap = await self.store.load(now - self.retention_ms, usage_since_ms=window_start_ms(now))
-        state = rebuild(snap, self.keys, PinHasher(self.keys), now)
+        try:
+            now = self.clock.now_ms()
+            snap = await self.store.load(now - self.retention_ms, usage_since_ms=window_start_ms(now))
+            state = rebuild(snap, self.keys, PinHasher(self.keys), now)
+        except BaseException:
+            await self.store.close()  # its threads would keep the process from exiting
+            raise
         self.campus = state.campus
         self.registry = state.registry
         self.merchant_accounts = state.merchant_accounts
@@ -123,11 +128,27 @@ class Hub:
         )
 
     async def stop(self) -> None:
-        """Flushes the journal and closes the store; in-flight calls finish first (the server's job)."""
-        self.blocklist_feed.close()
+        """Flushes the journal and closes the store; in-flight calls finish first (the server's job).
+
+        Every step is taken even when an earlier one raises (a disk gone read-only fails the last
+        checkpoint): the store is always closed and its threads stopped, then the failures are
+        raised together (stopping.StopFailed)."""
+        await stop_all(
+            (
+                ("closing the blocklist streams", self.blocklist_feed.close),
+                ("stopping the housekeeping", self._stop_housekeeping),
+                ("flushing the journal", self._flush_journal),
+                ("the last checkpoint", self._last_checkpoint),
+                ("closing the store", self.store.close),
+            )
+        )
+
+    def _stop_housekeeping(self) -> None:
         if self._housekeeping is not None:
             self._housekeeping.cancel()
             self._housekeeping = None
+
+    async def _flush_journal(self) -> None:
         await self.writer.close()
         stats = self.writer.stats()
         log.info(
@@ -137,9 +158,10 @@ class Hub:
             stats.rows / max(stats.batches, 1),
             stats.largest_batch,
         )
+
+    async def _last_checkpoint(self) -> None:
         if self.writer.failed is None:
             await self.store.checkpoint()
-        await self.store.close()
 
     async def _tidy(self, every_s: float = 30.0) -> None:
         while True:
