@@ -5,13 +5,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import traceback
 from pathlib import Path
 
 import uvloop
 
 from onecard_client.campus import keys_dir_for
 from onecard_hub.config import add_serve_flags, config_from
+from onecard_hub.exit_codes import EPILOG, ExitCode, StartupError
 from onecard_hub.logs import setup_logging
+from onecard_hub.store.checks import (
+    DatabaseCorrupt,
+    DatabaseMissing,
+    DatabaseRefused,
+    NotAHubDatabase,
+    NotWritable,
+    SchemaTooNew,
+    SchemaTooOld,
+)
+
+REFUSALS: dict[type[DatabaseRefused], ExitCode] = {
+    DatabaseMissing: ExitCode.USAGE,
+    NotAHubDatabase: ExitCode.NOT_A_HUB_DATABASE,
+    DatabaseCorrupt: ExitCode.CORRUPT,
+    SchemaTooNew: ExitCode.SCHEMA_TOO_NEW,
+    SchemaTooOld: ExitCode.SCHEMA_TOO_OLD,
+    NotWritable: ExitCode.NOT_WRITABLE,
+}
 
 
 def _seed_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,6 +69,7 @@ def _seed_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.add_argument("--seed", type=int, default=d.seed, help="random seed (same seed, same campus)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--debug", action="store_true", help="a failure prints its traceback too")
 
 
 def _run_seed(args: argparse.Namespace) -> int:
@@ -74,8 +95,7 @@ def _run_seed(args: argparse.Namespace) -> int:
     try:
         report = asyncio.run(seed_campus(db, keys, options, progress=not args.quiet))
     except SeedError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _failed(str(exc), ExitCode.USAGE, exc if args.debug else None)
     print(
         f"seeded {db}: {report.schools} schools, {report.students} students ({report.minors} minors, "
         f"{report.boarders} boarders), {report.cards} cards, {report.terminals} terminals, "
@@ -141,28 +161,48 @@ def _run_pki(args: argparse.Namespace) -> int:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from onecard_hub.server import serve
-
-    config = config_from(args)
-    setup_logging(config.log_level, json_lines=config.log_json)
+    """One line on stderr and the exit code of its class (exit_codes.py) for a hub that cannot start;
+    --debug adds the traceback."""
+    try:
+        config = config_from(args)
+        setup_logging(config.log_level, json_lines=config.log_json)
+    except ValueError as exc:  # config.ConfigError, a number that is not one, an unknown log level
+        return _failed(str(exc), ExitCode.USAGE, None)
+    debug = config.debug
     if not config.db.exists():
-        print(
-            f"error: {config.db} does not exist; run `onecard-hub seed --db {config.db}` first",
-            file=sys.stderr,
+        return _failed(
+            f"{config.db} does not exist; run `onecard-hub seed --db {config.db}` first", ExitCode.USAGE, None
         )
-        return 2
     if not config.keys.is_dir():
-        print(f"error: keys folder {config.keys} not found (give --keys)", file=sys.stderr)
-        return 2
+        return _failed(f"keys folder {config.keys} not found (give --keys)", ExitCode.KEYS, None)
     if config.tls_dir is not None:
         from onecard_hub.security.pki import PkiError, load_server_tls
 
         try:
             load_server_tls(config.tls_dir)
         except PkiError as exc:
-            print(f"error: --tls: {exc}", file=sys.stderr)
-            return 2
-    return uvloop.run(serve(config))
+            return _failed(f"--tls: {exc}", ExitCode.KEYS, exc if debug else None)
+    from onecard_hub.server import serve
+
+    try:
+        return uvloop.run(serve(config))
+    except DatabaseRefused as exc:
+        code = next(c for kind, c in REFUSALS.items() if isinstance(exc, kind))
+        return _failed(str(exc), code, exc if debug else None)
+    except StartupError as exc:
+        return _failed(str(exc), exc.code, exc if debug else None)
+    except Exception as exc:
+        hint = "" if debug else " (--debug shows the traceback)"
+        message = f"the hub failed: {type(exc).__name__}: {exc}{hint}"
+        return _failed(message, ExitCode.FAILED, exc if debug else None)
+
+
+def _failed(message: str, code: int, shown: BaseException | None) -> int:
+    """Prints `shown`'s traceback (with --debug), then `error: message`; returns `code`."""
+    if shown is not None:
+        traceback.print_exception(shown)
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,7 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _seed_parser(sub)
     _pki_parser(sub)
-    serve = sub.add_parser("serve", help="serve the hub over gRPC")
+    serve = sub.add_parser(
+        "serve",
+        help="serve the hub over gRPC",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_serve_flags(serve)
     args = parser.parse_args(argv)
     if args.command == "seed":

@@ -19,6 +19,10 @@ from onecard_hub.store.sqlite import SYNCHRONOUS_MODES
 DEFAULT_LISTEN = "127.0.0.1:50051"
 
 
+class ConfigError(ValueError):
+    """A flag or ONECARD_* variable with a value the hub cannot use (a usage error, exit 2)."""
+
+
 @dataclass(frozen=True)
 class HubConfig:
     db: Path
@@ -38,6 +42,7 @@ class HubConfig:
     bank: str = ""  # HOST:PORT of the co-branded banks (onecard-sim bank; bank/gateway.py); "" = off
     # Misuse signals (domain/misuse.py): seconds between two gates, two canteen windows, two schools.
     misuse_windows_s: tuple[float, float, float] = (120.0, 120.0, 600.0)
+    debug: bool = False  # a failure to start or stop prints its traceback, not only its one line
 
     def make_clock(self) -> Clock:
         if self.clock_start:
@@ -104,6 +109,12 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-json", action="store_true", default=None, help="JSON log lines [ONECARD_LOG_JSON]"
     )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=None,
+        help="a failure to start or stop prints its traceback too [ONECARD_DEBUG]",
+    )
 
 
 def config_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> HubConfig:
@@ -116,14 +127,14 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
 
     db = pick(args.db, "DB", "")
     if not db:
-        raise SystemExit("error: --db (or ONECARD_DB) is required")
+        raise ConfigError("--db (or ONECARD_DB) is required")
     keys = pick(args.keys, "KEYS", "") or str(keys_dir_for(db))
     speed = float(pick(args.clock_speed, "CLOCK_SPEED", "1"))
     if speed <= 0:
-        raise SystemExit("error: --clock-speed must be positive")
+        raise ConfigError("--clock-speed must be positive")
     linger = float(pick(args.commit_linger_ms, "COMMIT_LINGER_MS", "8"))
     if not 0 <= linger <= 100:
-        raise SystemExit("error: --commit-linger-ms must be between 0 and 100")
+        raise ConfigError("--commit-linger-ms must be between 0 and 100")
     tls_dir = pick(args.tls, "TLS_DIR", "")
     return HubConfig(
         misuse_windows_s=_misuse_windows(pick(getattr(args, "misuse_windows", None), "MISUSE_WINDOWS", "")),
@@ -137,11 +148,16 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
         commit_linger_ms=linger,
         grace_seconds=float(pick(args.grace_seconds, "GRACE_SECONDS", "10")),
         log_level=pick(args.log_level, "LOG_LEVEL", "INFO").upper(),
-        log_json=pick(args.log_json, "LOG_JSON", "") not in ("", "0", "false", "False"),
+        log_json=_flag(pick(args.log_json, "LOG_JSON", "")),
         tls_dir=Path(tls_dir) if tls_dir else None,
         cardsys=pick(args.cardsys, "CARDSYS", ""),
         bank=pick(getattr(args, "bank", None), "BANK", ""),
+        debug=_flag(pick(getattr(args, "debug", None), "DEBUG", "")),
     )
+
+
+def _flag(text: str) -> bool:
+    return text not in ("", "0", "false", "False")
 
 
 def _misuse_windows(text: str) -> tuple[float, float, float]:
@@ -150,7 +166,7 @@ def _misuse_windows(text: str) -> tuple[float, float, float]:
     try:
         gates, windows, schools = (float(part) for part in text.split(","))
     except ValueError:
-        raise SystemExit("error: --misuse-windows takes three numbers of seconds, e.g. 120,120,600") from None
+        raise ConfigError("--misuse-windows takes three numbers of seconds, e.g. 120,120,600") from None
     if min(gates, windows, schools) < 0:
-        raise SystemExit("error: --misuse-windows must not be negative")
+        raise ConfigError("--misuse-windows must not be negative")
     return gates, windows, schools

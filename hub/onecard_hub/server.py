@@ -6,6 +6,8 @@ import asyncio
 import gc
 import logging
 import signal
+import sys
+import traceback
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -45,6 +47,7 @@ from onecard_hub.cardsys_feed import CardsysFeed, start_cardsys_feed
 from onecard_hub.config import HubConfig
 from onecard_hub.domain.clock import Clock
 from onecard_hub.domain.misuse import MisuseRules
+from onecard_hub.exit_codes import ExitCode, StartupError
 from onecard_hub.funds.runtime import Funds, start_funds
 from onecard_hub.grants.runtime import Grants, start_grants
 from onecard_hub.hub import Hub
@@ -53,6 +56,7 @@ from onecard_hub.security.pki import PkiError, load_server_tls
 from onecard_hub.security.protect import RequestFingerprint
 from onecard_hub.settlement.flows import GrantFlow
 from onecard_hub.settlement.runtime import Settlement, merchant_banks_from_export, start_settlement
+from onecard_hub.stopping import Step, StopFailed, stop_all
 from onecard_hub.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -141,18 +145,29 @@ def _server_credentials(config: HubConfig) -> grpc.ServerCredentials | None:
     try:
         tls = load_server_tls(config.tls_dir)
     except PkiError as exc:
-        raise SystemExit(f"error: {exc}") from None
+        raise StartupError(f"--tls: {exc}", ExitCode.KEYS) from None
     return grpc.ssl_server_credentials(
         [(tls.key, tls.cert)], root_certificates=tls.ca_cert, require_client_auth=True
     )
 
 
+def _hub_keys(config: HubConfig) -> HubKeys:
+    try:
+        return HubKeys.load(config.keys)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StartupError(f"the keys in {config.keys} cannot be read: {exc}", ExitCode.KEYS) from exc
+
+
 @asynccontextmanager
 async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIterator[RunningHub]:
-    """Starts a hub on `config.listen` (port 0 picks a free one); stops it gracefully on exit."""
+    """Starts a hub on `config.listen` (port 0 picks a free one); stops it gracefully on exit.
+
+    The database is checked before anything is written (store/checks.py): a refused one raises a
+    store.checks.DatabaseRefused; keys, TLS and the address raise a StartupError. Whatever
+    started is stopped again, in reverse order, every step even when one raises (stopping.py)."""
     clock = clock if clock is not None else config.make_clock()
     credentials = _server_credentials(config)
-    keys = HubKeys.load(config.keys)
+    keys = _hub_keys(config)
     hub = Hub(
         SqliteStore(config.db, synchronous=config.synchronous),
         keys,
@@ -162,6 +177,33 @@ async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIte
         commit_linger_s=config.commit_linger_ms / 1000,
     )
     await hub.start()
+    started: list[Step] = [  # stopped last to first
+        ("closing the bank gateway", lambda: _close_bank(hub)),
+        ("stopping the hub", hub.stop),
+    ]
+    try:
+        running = await _serving(config, clock, hub, credentials, started)
+    except BaseException:
+        try:
+            await stop_all(reversed(started))
+        except StopFailed as exc:
+            log.warning("giving up the start: %s", exc)
+        raise
+    try:
+        yield running
+    finally:
+        await stop_all(reversed(started))
+
+
+async def _serving(
+    config: HubConfig,
+    clock: Clock,
+    hub: Hub,
+    credentials: grpc.ServerCredentials | None,
+    started: list[Step],
+) -> RunningHub:
+    """Everything around the started hub, each part's stop added to `started` once it runs."""
+    keys = hub.keys
     hub.campus.misuse.rules = MisuseRules(*(int(s * 1000) for s in config.misuse_windows_s))
     hub.bank = BankGateway(config.bank) if config.bank else None  # --bank: the one way to a bank
     server = grpc.aio.server(options=GRPC_OPTIONS)  # no interceptor: servicers are guarded (api/errors.py)
@@ -210,6 +252,7 @@ async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIte
         StudentRecordsServicer(hub, fingerprint, identity),
     )
     grants = await start_grants(hub)  # pays through hub.bank when there is one
+    started.append(("stopping grants", grants.stop))
     register(
         grant_service_pb2_grpc.add_GrantServiceServicer_to_server,
         GrantServicer(hub, grants, fingerprint, identity),
@@ -222,6 +265,7 @@ async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIte
         SettlementServicer(hub, settlement, fingerprint, identity),
     )
     funds = await start_funds(hub)  # top-ups through hub.bank; resumes every top-up left PENDING
+    started.append(("stopping funds", funds.stop))
     if funds.flow is not None:
         settlement.add_flow(funds.flow)  # reconciliation covers top-ups
     register(
@@ -239,33 +283,29 @@ async def running_hub(config: HubConfig, clock: Clock | None = None) -> AsyncIte
         else:
             port = server.add_secure_port(config.listen, credentials)
     except RuntimeError:
-        await funds.stop()
-        await grants.stop()
-        await hub.stop()
-        await _close_bank(hub)
-        raise SystemExit(f"error: cannot listen on {config.listen}") from None
+        raise StartupError(f"cannot listen on {config.listen}", ExitCode.CANNOT_LISTEN) from None
     await server.start()
-    for name in ("", *SERVICE_NAMES):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    # Stopped in reverse: health NOT_SERVING, blocklist streams ended at once (UNAVAILABLE:
+    # reconnect) rather than at the grace, in-flight calls finish and new ones are refused, then
+    # funds, grants, the hub (the writer flushes) and the bank gateway.
+    started.append(("stopping the server", lambda: server.stop(config.grace_seconds)))
+    started.append(("ending the blocklist streams", hub.blocklist_feed.close))
+    serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+    started.append(("reporting NOT_SERVING", lambda: _set_health(health_servicer, not_serving)))
+    await _set_health(health_servicer, serving)
     running = RunningHub(hub, server, port, health_servicer, tls=credentials is not None, grants=grants)
     running.servicers = tuple(servicers)
     running.settlement = settlement
     running.funds = funds
     if config.cardsys:
-        running.cardsys_feed = await start_cardsys_feed(hub, config.cardsys, health_servicer)
-    try:
-        yield running
-    finally:
-        if running.cardsys_feed is not None:
-            await running.cardsys_feed.stop()
-        for name in ("", *SERVICE_NAMES):
-            await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        hub.blocklist_feed.close()  # blocklist streams end now (UNAVAILABLE: reconnect), not at the grace
-        await server.stop(config.grace_seconds)  # in-flight calls finish, new ones are refused
-        await funds.stop()
-        await grants.stop()
-        await hub.stop()  # the writer flushes
-        await _close_bank(hub)
+        feed = running.cardsys_feed = await start_cardsys_feed(hub, config.cardsys, health_servicer)
+        started.append(("stopping the card system feed", feed.stop))
+    return running
+
+
+async def _set_health(servicer: health.aio.HealthServicer, status: Any) -> None:
+    for name in ("", *SERVICE_NAMES):
+        await servicer.set(name, status)
 
 
 async def _close_bank(hub: Hub) -> None:
@@ -298,7 +338,20 @@ async def keep_collections_short(every_s: float = 1.0, full_every_s: float = 360
 
 
 async def serve(config: HubConfig) -> int:
-    """Serves until SIGTERM or SIGINT; returns the process exit code."""
+    """Serves until SIGTERM or SIGINT; returns the process exit code (exit_codes.py). A hub that
+    cannot start raises (DatabaseRefused, StartupError, …: the command turns it into one line and
+    its exit code); a stop always finishes, and one with a failed step exits 1."""
+    try:
+        return await _serve(config)
+    except StopFailed as exc:
+        if config.debug:
+            for _, error in exc.failures:
+                traceback.print_exception(error)
+        print(f"error: the hub did not stop cleanly: {exc}", file=sys.stderr, flush=True)
+        return ExitCode.FAILED
+
+
+async def _serve(config: HubConfig) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -327,4 +380,4 @@ async def serve(config: HubConfig) -> int:
         failed = running.hub.writer.failed is not None
         log.info("stopping: %s", "journal failure" if failed else "signal")
     print("onecard-hub stopped", flush=True)
-    return 1 if failed else 0
+    return ExitCode.FAILED if failed else ExitCode.OK
