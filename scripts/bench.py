@@ -17,6 +17,12 @@ messages to the same client, on this machine, in one run:
 
      bench: hub_rps=<n> echo_rps=<n> ratio=<hub/echo> p99_ms_at_1000=<ms> echo_p99_ms_at_1000=<ms>
 
+With `--metrics` each round also runs the hub with `--metrics-listen` ("hub+metrics"), and with `--tracing`
+the hub with `--trace-file` ("hub+tracing"), alternated with the others in the same run; the rounds print
+their ratio to echo and every hub's CPU per call (µs, from the open loop: the same rate for every server),
+and the final line gains `metrics_ratio=… hub_cpu_us=… metrics_cpu_us=…` (and `tracing_…`) after its
+usual fields. Telemetry's cost is the difference in CPU per call between hub and hub+metrics.
+
 The hub's approval share is printed per run; below 95% the output says so loudly and the exit status is 3
 (cheap declines would flatter the ratio). The seed keeps its default anomalies (1% lost cards, 1% suspended
 students), so about 2% of the taps are declined on purpose, as in a real rush. `--echo-only` runs the
@@ -25,6 +31,7 @@ of the machine's noise.
 
     .venv/bin/python scripts/bench.py                 # 5 rounds, about 5 minutes
     .venv/bin/python scripts/bench.py --rounds 2 --keep
+    .venv/bin/python scripts/bench.py --metrics --tracing   # telemetry's cost, measured in the same run
 """
 
 from __future__ import annotations
@@ -54,6 +61,8 @@ SERVER_CPU = 0
 CLIENT_CPU = 1
 MIN_APPROVAL_SHARE = 0.95
 EXIT_LOW_APPROVAL = 3
+# The hub with telemetry on (--metrics, --tracing): its flags besides those of the plain hub.
+VARIANTS = {"hub+metrics": ("--metrics-listen", "127.0.0.1:0"), "hub+tracing": ("--trace-file",)}
 SEED_ARGS = (
     "--schools", "2",
     "--initial-balance-fen", "1000000",
@@ -307,6 +316,12 @@ class RunResult:
         total, outcomes = self.decisions()
         return outcomes["APPROVED"] / total if total else 0.0
 
+    @property
+    def cpu_us_per_call(self) -> float | None:
+        """The server's CPU per call in the open loop (the same rate for every server), in µs."""
+        share, rps = self.open.get("server_cpu"), self.open.get("achieved_rps")
+        return None if share is None or not rps else 1e6 * float(share) / float(rps)
+
 
 def run_server(
     args: argparse.Namespace, setup: Setup, children: Children, server: str, round_no: int
@@ -316,14 +331,17 @@ def run_server(
     port = _free_port()
     listen = f"127.0.0.1:{port}"
     clock = ["--clock-start", CLOCK_START, "--clock-speed", "1"]
-    if server == "hub" and setup.hub is not None:
+    if server.startswith("hub") and setup.hub is not None:
         db = folder / "hub.db"
         for suffix in ("", "-wal", "-shm"):
             source = Path(f"{setup.seed_db}{suffix}")
             if source.exists():
                 shutil.copyfile(source, f"{db}{suffix}")
         argv = [*setup.hub, "serve", "--db", str(db), "--keys", str(setup.keys), "--listen", listen, *clock]
-        what = "the hub"
+        argv += VARIANTS.get(server, ())
+        if server == "hub+tracing":
+            argv.append(str(folder / "traces.jsonl"))
+        what = f"the hub ({server})" if server != "hub" else "the hub"
     else:
         argv = [setup.python, str(SCRIPTS / "echo_server.py"), "--listen", listen, *clock]
         what = "the do-nothing server"
@@ -412,6 +430,12 @@ def print_round(runs: list[RunResult], rounds: int) -> None:
     for run in runs:
         say(_row(run))
     say(f"  ratio hub/echo = {hub.rps / echo.rps:.3f}" if echo.rps else "  ratio hub/echo = -")
+    for run in runs:
+        if run.server in VARIANTS:
+            say(f"  ratio {run.server}/echo = {run.rps / echo.rps:.3f}" if echo.rps else f"  {run.server}: -")
+    if len(runs) > 2:
+        cpu = ", ".join(f"{r.server} {_us(r.cpu_us_per_call)}" for r in runs if r.server.startswith("hub"))
+        say(f"  server CPU per call (open loop): {cpu}")
     if hub.approval_share < MIN_APPROVAL_SHARE:
         say(
             f"  !!! APPROVAL SHARE {100 * hub.approval_share:.2f}% IS BELOW {100 * MIN_APPROVAL_SHARE:.0f}%: "
@@ -422,6 +446,33 @@ def print_round(runs: list[RunResult], rounds: int) -> None:
 
 def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
+
+
+def _us(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} µs"
+
+
+def _variants(results: list[RunResult], rounds: list[int], echo: dict[int, RunResult]) -> str:
+    """The medians of the telemetry variants (--metrics, --tracing), printed; their `bench:` fields."""
+    hub_cpu = _median([c for n in rounds for r in results if r.round == n and r.server == "hub"
+                       if (c := r.cpu_us_per_call) is not None])  # fmt: skip
+    fields = []
+    for variant in VARIANTS:
+        runs = {r.round: r for r in results if r.server == variant}
+        if not runs:
+            continue
+        key = variant.removeprefix("hub+")
+        ratio = _median([runs[n].rps / echo[n].rps for n in rounds if echo[n].rps > 0]) or 0.0
+        cpu = _median([c for n in rounds if (c := runs[n].cpu_us_per_call) is not None])
+        added = None if cpu is None or hub_cpu is None else cpu - hub_cpu
+        say(
+            f"  {variant}: ratio {ratio:.3f}, CPU per call {_us(cpu)} against the hub's {_us(hub_cpu)}"
+            f" (+{_us(added)})"
+        )
+        fields.append(f"{key}_ratio={ratio:.2f} {key}_cpu_us={'-' if cpu is None else f'{cpu:.1f}'}")
+    if not fields:
+        return ""
+    return f" hub_cpu_us={'-' if hub_cpu is None else f'{hub_cpu:.1f}'} " + " ".join(fields)
 
 
 def summarize(results: list[RunResult], echo_only: bool) -> tuple[str, bool]:
@@ -459,7 +510,7 @@ def summarize(results: list[RunResult], echo_only: bool) -> tuple[str, bool]:
         f"bench: hub_rps={hub_rps:.0f} echo_rps={echo_rps:.0f} ratio={ratio:.2f} "
         f"p99_ms_at_1000={_ms(hub_p99)} echo_p99_ms_at_1000={_ms(echo_p99)}"
     )
-    return line, low
+    return line + _variants(results, rounds, echo), low
 
 
 # -- main ------------------------------------------------------------------------------------------
@@ -494,7 +545,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run the do-nothing server on both sides (no hub needed): checks the bench",
     )
     parser.add_argument("--start-timeout", type=float, default=120.0, help="seconds for a server to listen")
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="also run the hub with --metrics-listen each round (hub+metrics): the cost of metrics",
+    )
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="also run the hub with --trace-file each round (hub+tracing): the cost of tracing every call",
+    )
     args = parser.parse_args(argv)
+    if args.echo_only and (args.metrics or args.tracing):
+        parser.error("--metrics and --tracing measure the hub: not with --echo-only")
     if args.rounds < 1 or args.inflight < 1 or args.rate <= 0 or args.students < 1:
         parser.error("--rounds, --inflight, --rate and --students must be positive")
     if args.closed_seconds <= 0 or args.open_seconds <= 0:
@@ -539,8 +602,14 @@ def bench(args: argparse.Namespace, children: Children, work: Path) -> tuple[str
     say("         send lag p99 (ms), CPU server/client │ approval share over both phases, other outcomes")
     say()
     results: list[RunResult] = []
+    servers = ["hub", "echo"]
+    servers += [v for v, on in (("hub+metrics", args.metrics), ("hub+tracing", args.tracing)) if on]
     for round_no in range(1, args.rounds + 1):
-        order = ("hub", "echo") if round_no % 2 else ("echo", "hub")
+        if len(servers) == 2:
+            order = servers if round_no % 2 else servers[::-1]
+        else:  # each server in each place in turn
+            shift = (round_no - 1) % len(servers)
+            order = servers[shift:] + servers[:shift]
         runs = [run_server(args, setup, children, server, round_no) for server in order]
         results.extend(runs)
         print_round(runs, args.rounds)

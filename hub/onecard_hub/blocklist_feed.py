@@ -36,6 +36,8 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from time import perf_counter
+from typing import Protocol
 
 from onecard_hub.domain.blocklist import BlocklistChange
 from onecard_hub.domain.campus import Campus
@@ -72,6 +74,16 @@ def replaced() -> HubError:
     )
 
 
+class FeedWatch(Protocol):
+    """Telemetry of the feed (telemetry/metrics.py), when metrics are on."""
+
+    def feed_delivered(self, lag_s: float) -> None:
+        """A live message was written to a stream `lag_s` seconds after its changes were durable."""
+
+    def feed_dropped(self) -> None:
+        """A subscriber fell behind and was dropped."""
+
+
 @dataclass(frozen=True, slots=True)
 class FeedMessage:
     """What a terminal applies: a snapshot (replace the whole list) or changes (in version order)."""
@@ -93,16 +105,19 @@ class Subscription:
         self.terminal_id = terminal_id
         self.connection = connection
         self.first: FeedMessage | None = first  # None once sent (a snapshot can be large)
-        self.queue: asyncio.Queue[list[BlocklistChange] | None] = asyncio.Queue(feed.max_queue)
+        # (when the changes became durable, perf_counter(); the changes), or None to wake the consumer
+        self.queue: asyncio.Queue[tuple[float, list[BlocklistChange]] | None] = asyncio.Queue(feed.max_queue)
         self.ended: HubError | None = None
 
-    def offer(self, changes: list[BlocklistChange]) -> None:
+    def offer(self, changes: list[BlocklistChange], durable_at: float = 0.0) -> None:
         if self.ended is not None:
             return
         try:
-            self.queue.put_nowait(changes)
+            self.queue.put_nowait((durable_at or perf_counter(), changes))
         except asyncio.QueueFull:
             log.warning("blocklist stream of %s dropped: it fell behind", self.terminal_id)
+            if self._feed.watch is not None:
+                self._feed.watch.feed_dropped()
             self.end(
                 Overloaded(
                     "the terminal fell behind the blocklist stream; reconnect with the version it holds"
@@ -130,12 +145,16 @@ class Subscription:
             if first is not None:  # None: ended before it was sent
                 yield first
             while True:
-                changes = await self.queue.get()
+                item = await self.queue.get()
                 if self.ended is not None:
                     raise self.ended
-                if changes is None:
+                if item is None:
                     continue
+                durable_at, changes = item
                 yield FeedMessage(False, changes[-1].version, changes=changes)
+                watch = self._feed.watch  # resumed once gRPC wrote the message
+                if watch is not None:
+                    watch.feed_delivered(perf_counter() - durable_at)
         finally:
             self._feed.unsubscribe(self)
 
@@ -161,6 +180,7 @@ class BlocklistFeed:
         self._by_school: dict[str, dict[str, Subscription]] = {}  # school → terminal → its stream
         self._by_connection: dict[str, int] = {}  # peer → streams open on it
         self._closed = False
+        self.watch: FeedWatch | None = None  # publish lag and drops (telemetry/); None when off
 
     @property
     def subscribers(self) -> int:
@@ -171,6 +191,11 @@ class BlocklistFeed:
 
     def on_connection(self, connection: str) -> int:
         return self._by_connection.get(connection, 0)
+
+    def subscribers_by_school(self) -> dict[str, int]:
+        """Streams per school; safe from another thread (the metrics server's): the schools are
+        copied in one step first."""
+        return {school: len(streams) for school, streams in list(self._by_school.items())}
 
     def subscribe(
         self, school_id: str, terminal_id: str, since_version: int, connection: str = ""
@@ -234,6 +259,7 @@ class BlocklistFeed:
         """The writer made `batch` durable: its blocklist changes are now the terminals' to see."""
         if not batch.blocklist:
             return
+        durable_at = perf_counter()
         by_school: dict[str, list[BlocklistChange]] = {}
         for change in batch.blocklist:
             self.campus.blocklist(change.school_id).mark_durable(change.version)
@@ -241,7 +267,7 @@ class BlocklistFeed:
         for school_id, changes in by_school.items():
             changes.sort(key=lambda c: c.version)
             for subscription in list(self._by_school.get(school_id, {}).values()):
-                subscription.offer(changes)
+                subscription.offer(changes, durable_at)
 
     def close(self) -> None:
         """Ends every stream with UNAVAILABLE (the hub is stopping); refuses new ones."""

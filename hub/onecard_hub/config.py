@@ -1,16 +1,19 @@
 """The hub's one configuration object: built once from flags and ONECARD_* variables.
 
 A flag wins over its variable, a variable over the default. Nothing else in the hub
-reads the environment.
+reads the environment — but for OpenTelemetry's SDK, which reads its own OTEL_* variables
+(the sampler, headers, certificates, timeouts, batching) when telemetry/tracing.py makes the
+provider and the exporter; the ones that decide whether and where spans go are read here.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from onecard_client.campus import keys_dir_for
 from onecard_hub.domain.clock import Clock, SimulatedClock, SystemClock, parse_instant
@@ -43,6 +46,12 @@ class HubConfig:
     # Misuse signals (domain/misuse.py): seconds between two gates, two canteen windows, two schools.
     misuse_windows_s: tuple[float, float, float] = (120.0, 120.0, 600.0)
     debug: bool = False  # a failure to start or stop prints its traceback, not only its one line
+    # Seeing the hub run (telemetry/): /metrics, and spans to a JSON-lines file and/or over OTLP.
+    metrics_listen: str = ""  # HOST:PORT of the Prometheus /metrics endpoint; "" = no metrics
+    trace_file: Path | None = None  # finished spans, one JSON document a line; None = no file
+    otlp_traces: bool = False  # OTEL_TRACES_EXPORTER=otlp: spans to an OTLP collector over gRPC
+    otlp_endpoint: str = ""  # OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or _ENDPOINT; "" = the SDK's default
+    service_name: str = "onecard-hub"  # OTEL_SERVICE_NAME
 
     def make_clock(self) -> Clock:
         if self.clock_start:
@@ -105,6 +114,18 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
         help="a card used at two places closer than this many seconds is flagged: two gates, two canteen"
         " windows, two schools [ONECARD_MISUSE_WINDOWS] (120,120,600)",
     )
+    parser.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (port 0 picks one)"
+        " [ONECARD_METRICS_LISTEN] (default: off)",
+    )
+    parser.add_argument(
+        "--trace-file",
+        metavar="PATH",
+        help="append a span per RPC (and its decision, journal commit, bank calls) to PATH, one JSON line"
+        " each [ONECARD_TRACE_FILE]; OTLP instead or too: OTEL_TRACES_EXPORTER=otlp (default: off)",
+    )
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING [ONECARD_LOG_LEVEL] (INFO)")
     parser.add_argument(
         "--log-json", action="store_true", default=None, help="JSON log lines [ONECARD_LOG_JSON]"
@@ -153,6 +174,7 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
         cardsys=pick(args.cardsys, "CARDSYS", ""),
         bank=pick(getattr(args, "bank", None), "BANK", ""),
         debug=_flag(pick(getattr(args, "debug", None), "DEBUG", "")),
+        **_telemetry(args, environ, pick),
     )
 
 
@@ -170,3 +192,39 @@ def _misuse_windows(text: str) -> tuple[float, float, float]:
     if min(gates, windows, schools) < 0:
         raise ConfigError("--misuse-windows must not be negative")
     return gates, windows, schools
+
+
+def _telemetry(
+    args: argparse.Namespace, environ: Mapping[str, str], pick: Callable[[object, str, str], str]
+) -> dict[str, Any]:
+    """--metrics-listen, --trace-file and the standard OTEL_* variables that turn OTLP on and say where.
+
+    Tracing costs CPU on every call, so it is on only when asked: OTEL_TRACES_EXPORTER=otlp (the
+    SDK's default "otlp" when unset is not followed) or --trace-file; OTEL_SDK_DISABLED=true turns
+    both off."""
+    listen = pick(getattr(args, "metrics_listen", None), "METRICS_LISTEN", "")
+    if listen:
+        host, sep, port = listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise ConfigError(f"--metrics-listen takes HOST:PORT, not {listen!r}")
+    trace_file = pick(getattr(args, "trace_file", None), "TRACE_FILE", "")
+    exporters = {e.strip() for e in environ.get("OTEL_TRACES_EXPORTER", "").split(",")} - {"", "none"}
+    if exporters - {"otlp"}:
+        raise ConfigError(
+            f"OTEL_TRACES_EXPORTER={environ['OTEL_TRACES_EXPORTER']}: the hub exports spans with otlp"
+            " (or none); --trace-file writes them to a file"
+        )
+    protocol = environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or environ.get(
+        "OTEL_EXPORTER_OTLP_PROTOCOL", ""
+    )
+    if exporters and protocol not in ("", "grpc"):
+        raise ConfigError(f"OTLP protocol {protocol!r}: the hub sends spans over grpc only")
+    disabled = environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+    return {
+        "metrics_listen": listen,
+        "trace_file": Path(trace_file) if trace_file and not disabled else None,
+        "otlp_traces": bool(exporters) and not disabled,
+        "otlp_endpoint": environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+        "service_name": environ.get("OTEL_SERVICE_NAME") or HubConfig.service_name,
+    }

@@ -49,9 +49,13 @@ from onecard_hub.stopping import stop_all
 from onecard_hub.store.base import Store
 from onecard_hub.store.records import Batch, CardStateRow, LedgerTotals, RequestRow, TerminalRow
 from onecard_hub.store.writer import JournalWriter
+from onecard_hub.telemetry.tracing import traced_decision
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
+
     from onecard_hub.bank.gateway import BankGateway
+    from onecard_hub.telemetry.metrics import HubMetrics
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +97,9 @@ class Hub:
         self._housekeeping: asyncio.Task[None] | None = None
         self.bank: BankGateway | None = None  # with --bank: the one way to a bank (server.py sets it)
         self.low_balance = LowBalanceWatch()  # auto top-up's hook on purchases (funds/auto_topup.py)
+        # Set by telemetry/ when on (--metrics-listen; --trace-file or OTLP); None costs one check.
+        self.metrics: HubMetrics | None = None
+        self.tracer: Tracer | None = None
 
     # -- life cycle ----------------------------------------------------------------
 
@@ -242,8 +249,10 @@ class Hub:
         if entry is not None:  # the terminal reversed this request before it arrived
             self.campus.check_scene(tap.terminal, tap.scene)
             result = TapResult(DeclineReason.REVERSED, self.campus.cards.get(tap.card_no))
-        else:
+        elif self.tracer is None:
             result = self.campus.authorize(tap, now)
+        else:
+            result = traced_decision(self.tracer, self.campus, tap, now)
         day = business_day(now)
         self.usage.record(tap.terminal.school_id, tap.card_no, tap.scene, day, result.approved)
         self._seq += 1

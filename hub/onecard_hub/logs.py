@@ -1,4 +1,7 @@
-"""Log set-up: plain or JSON lines on stderr. The hub never logs PINs, ID numbers or names."""
+"""Log set-up: plain or JSON lines on stderr. The hub never logs PINs, ID numbers or names.
+
+A JSON line written while a traced call runs carries its `trace_id` and `span_id` (telemetry/).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ import json
 import logging
 import sys
 import time
+
+from onecard_hub.telemetry.context import log_fields
 
 
 class JsonFormatter(logging.Formatter):
@@ -17,6 +22,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        doc.update(log_fields())
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         return json.dumps(doc, ensure_ascii=False)

@@ -79,6 +79,8 @@ async def upload_offline_batch(
         offline=booking.records,
     )
     await hub.commit(key, Entry(UPLOAD_OFFLINE_BATCH, fingerprint, now, body), rows)
+    if hub.metrics is not None:
+        hub.metrics.offline_uploaded(terminal.school_id, booking.results)
     return response
 
 

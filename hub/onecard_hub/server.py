@@ -58,6 +58,8 @@ from onecard_hub.settlement.flows import GrantFlow
 from onecard_hub.settlement.runtime import Settlement, merchant_banks_from_export, start_settlement
 from onecard_hub.stopping import Step, StopFailed, stop_all
 from onecard_hub.store.sqlite import SqliteStore
+from onecard_hub.telemetry import Telemetry
+from onecard_hub.telemetry.exposition import MetricsListenError
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +134,7 @@ class RunningHub:
     settlement: Settlement | None = None  # settlement/: merchants' days, wallet refunds, reconciliation
     funds: Funds | None = None  # funds/: top-ups 圈存, auto top-up, the bank function, change of bank
     servicers: tuple[object, ...] = ()  # the hub's own, each guarded by api/errors.guard_servicer
+    telemetry: Telemetry | None = None  # metrics (--metrics-listen) and traces: telemetry/
 
     @property
     def target(self) -> str:
@@ -206,6 +209,11 @@ async def _serving(
     keys = hub.keys
     hub.campus.misuse.rules = MisuseRules(*(int(s * 1000) for s in config.misuse_windows_s))
     hub.bank = BankGateway(config.bank) if config.bank else None  # --bank: the one way to a bank
+    try:  # metrics and traces, hooked into the hub, its journal, feed and bank gateway (telemetry/)
+        telemetry = Telemetry.start(config, hub)
+    except MetricsListenError as exc:
+        raise StartupError(str(exc), ExitCode.CANNOT_LISTEN) from None
+    started.insert(0, ("stopping telemetry", telemetry.stop))  # stopped last: the last spans are kept
     server = grpc.aio.server(options=GRPC_OPTIONS)  # no interceptor: servicers are guarded (api/errors.py)
     fingerprint = RequestFingerprint(keys)
     identity = Identity(hub, tls=credentials is not None)
@@ -213,7 +221,7 @@ async def _serving(
     generic_only = cast(grpc.aio.Server, _GenericHandlersOnly(server))  # see the class
 
     def register(add: Callable[[Any, grpc.aio.Server], None], servicer: object) -> None:
-        add(guard_servicer(servicer), generic_only)
+        add(guard_servicer(servicer, telemetry.observe), generic_only)
         servicers.append(servicer)
 
     register(
@@ -297,6 +305,7 @@ async def _serving(
     running.servicers = tuple(servicers)
     running.settlement = settlement
     running.funds = funds
+    running.telemetry = telemetry
     if config.cardsys:
         feed = running.cardsys_feed = await start_cardsys_feed(hub, config.cardsys, health_servicer)
         started.append(("stopping the card system feed", feed.stop))
@@ -371,6 +380,8 @@ async def _serve(config: HubConfig) -> int:
             )
             mode = "plain text"
         print(f"onecard-hub listening on {host}:{running.port} ({mode})", flush=True)
+        if running.telemetry is not None and running.telemetry.metrics_url:
+            print(f"onecard-hub metrics on {running.telemetry.metrics_url}", flush=True)
         writer_task = running.hub.writer.task
         waiters = [loop.create_task(stop.wait())]
         if writer_task is not None:

@@ -35,6 +35,7 @@ from onecard_client._config import ClientConfig
 from onecard_client._retry import CallAttempts
 from onecard_client.errors import from_rpc_error
 from onecard_client.hub_time import HubTime
+from onecard_client.tracing import with_trace_context
 
 R = TypeVar("R")
 Self = TypeVar("Self", bound="_AsyncClient")
@@ -63,7 +64,7 @@ class _AsyncClient:
         attempts = CallAttempts(self.config, type(request).__name__.removesuffix("Request"))
         while True:
             try:
-                return await method(request, timeout=timeout, metadata=self._metadata)
+                return await method(request, timeout=timeout, metadata=with_trace_context(self._metadata))
             except grpc.RpcError as exc:
                 delay = attempts.failed(exc)  # raises the typed error when it is final
             await asyncio.sleep(delay)
@@ -141,7 +142,8 @@ class TerminalClient(_AsyncClient):
         would take it from each other forever). Not retried here: the caller knows the version it
         holds."""
         call = self._terminal.WatchBlocklist(
-            build.watch_blocklist(self.terminal_id, since_version), metadata=self._metadata
+            build.watch_blocklist(self.terminal_id, since_version),
+            metadata=with_trace_context(self._metadata),
         )
         try:
             async for message in call:

@@ -37,6 +37,7 @@ from onecard_client._config import ClientConfig
 from onecard_client._retry import CallAttempts
 from onecard_client.errors import from_rpc_error
 from onecard_client.hub_time import HubTime
+from onecard_client.tracing import with_trace_context
 
 R = TypeVar("R")
 Self = TypeVar("Self", bound="_SyncClient")
@@ -65,7 +66,7 @@ class _SyncClient:
         attempts = CallAttempts(self.config, type(request).__name__.removesuffix("Request"))
         while True:
             try:
-                return method(request, timeout=timeout, metadata=self._metadata)
+                return method(request, timeout=timeout, metadata=with_trace_context(self._metadata))
             except grpc.RpcError as exc:
                 delay = attempts.failed(exc)  # raises the typed error when it is final
             time.sleep(delay)
@@ -135,7 +136,8 @@ class TerminalClient(_SyncClient):
     def watch_blocklist(self, since_version: int = 0) -> Iterator[term_pb.WatchBlocklistResponse]:
         """The school's blocklist, live; see the async client's `watch_blocklist`."""
         call = self._terminal.WatchBlocklist(
-            build.watch_blocklist(self.terminal_id, since_version), metadata=self._metadata
+            build.watch_blocklist(self.terminal_id, since_version),
+            metadata=with_trace_context(self._metadata),
         )
         try:
             yield from call

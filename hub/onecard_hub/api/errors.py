@@ -21,6 +21,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from onecard_hub.domain import errors
+from onecard_hub.telemetry.context import current_trace_id
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def status_of(exc: BaseException) -> grpc.Status:
         if exc.field:
             metadata["field"] = exc.field
         return status_for(code, exc.message, exc.reason, metadata)
-    correlation_id = uuid.uuid4().hex
+    correlation_id = current_trace_id() or uuid.uuid4().hex  # the call's trace id when it is traced
     log.error("unexpected error, correlation_id=%s", correlation_id, exc_info=exc)
     return status_for(
         code_pb2.INTERNAL,
@@ -99,15 +100,19 @@ def _guard_stream(behavior: StreamBehavior) -> StreamBehavior:
 
 S = TypeVar("S")
 GUARDED = "__onecard_guarded__"  # set on every wrapped handler (tests check that none is left out)
+# Telemetry's wrapper (telemetry/rpc.py): (guarded method, generated *Servicer base class, method
+# name, server streaming?) → what gRPC calls; metrics and spans are recorded there, once per call.
+Observe = Callable[[Any, type, str, bool], Any]
 
 
-def guard_servicer(servicer: S) -> S:
+def guard_servicer(servicer: S, observe: Observe | None = None) -> S:
     """Wraps every RPC method of a servicer in the error mapping, once, before it is registered.
 
     The generated `add_*Servicer_to_server` reads each RPC method from the instance, so an
     instance attribute holding the wrapped method is what gRPC calls. (A server interceptor
     would do the same per call, at a few microseconds of the critical path each time.) The RPC
-    methods are the public methods of the generated `*Servicer` base class.
+    methods are the public methods of the generated `*Servicer` base class. With `observe`
+    (telemetry on), each guarded method is handed to it and what it returns is registered.
     """
     for base in type(servicer).__mro__:
         if not base.__module__.endswith("_pb2_grpc"):
@@ -122,6 +127,8 @@ def guard_servicer(servicer: S) -> S:
                 wrapped: Any = _guard_stream(cast(StreamBehavior, method))
             else:
                 wrapped = _guard(cast(Behavior, method))
+            if observe is not None:
+                wrapped = observe(wrapped, base, name, inspect.isasyncgenfunction(method))
             setattr(wrapped, GUARDED, True)
             setattr(servicer, name, wrapped)
     return servicer

@@ -32,6 +32,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from onecard_hub.domain.errors import Overloaded, Unavailable
 from onecard_hub.domain.ledger import Transfer
@@ -48,6 +49,18 @@ class WriterStats:
     rows: int
     largest_batch: int
     pending: int
+
+
+class JournalTelemetry(Protocol):
+    """What the writer tells telemetry (onecard_hub.telemetry.journal), when it is on."""
+
+    tracing: bool  # True: `submitted` is called on every submission, else never
+
+    def submitted(self, callers: list[object]) -> None:
+        """Rows were queued for the pending commit: may remember the caller (its span) in `callers`."""
+
+    def committed(self, rows: int, seconds: float, callers: list[object]) -> None:
+        """A commit of `rows` rows took `seconds`; `callers` is what `submitted` kept for it."""
 
 
 class JournalWriter:
@@ -85,6 +98,9 @@ class JournalWriter:
         self._largest = 0
         # Called with every batch once it is durable, in commit order, on the event loop.
         self.listeners: list[Callable[[Batch], None]] = []
+        # Metrics and traces of each commit (telemetry/); None when both are off: then nothing runs.
+        self.telemetry: JournalTelemetry | None = None
+        self._callers: list[object] = []  # with tracing: what telemetry kept of the pending batch's callers
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run(), name="journal-writer")
@@ -92,6 +108,10 @@ class JournalWriter:
     @property
     def pending(self) -> int:
         return self._pending_rows
+
+    @property
+    def max_pending(self) -> int:
+        return self._max_pending
 
     def check_accepting(self) -> None:
         """Raises before a decision is made, so an overloaded or failed hub changes nothing."""
@@ -135,6 +155,9 @@ class JournalWriter:
         if done is None:
             done = self._done = _Durable(loop=asyncio.get_running_loop())
         self._pending_rows += rows
+        telemetry = self.telemetry
+        if telemetry is not None and telemetry.tracing:
+            telemetry.submitted(self._callers)
         self._wake.set()
         full = self._full
         if full is not None and self._pending_rows >= self._full_rows and not full.done():
@@ -154,6 +177,11 @@ class JournalWriter:
             batch, done, size = self._batch, self._done, self._pending_rows
             self._batch, self._done = Batch(), None
             self._pending_rows = 0
+            telemetry = self.telemetry
+            callers = self._callers
+            if telemetry is not None and telemetry.tracing:
+                self._callers = []
+            started = time.perf_counter()
             try:
                 await self._store.write(batch)
             except BaseException as exc:  # the in-memory state is now ahead of the journal
@@ -166,6 +194,11 @@ class JournalWriter:
                 if isinstance(exc, asyncio.CancelledError):
                     raise
                 return
+            if telemetry is not None:
+                try:
+                    telemetry.committed(size, time.perf_counter() - started, callers)
+                except Exception:  # telemetry's fault must not stop the journal
+                    log.exception("journal telemetry failed")
             self._batches += 1
             self._judge_load()
             self._rows += size
