@@ -23,6 +23,8 @@ from google.protobuf.message import Message
 from locust import User
 from locust.env import Environment
 
+from onecard_client.tracing import tap_span, with_trace_context
+
 __all__ = [
     "GrpcStatusError",
     "GrpcUser",
@@ -144,12 +146,17 @@ class GrpcUser(User):
     ) -> Response | None:
         """Makes one call and reports it; returns the answer, or None when the call failed."""
         started = time.perf_counter()
-        try:
-            response = method(request, metadata=self.metadata, timeout=self.call_timeout)
-        except grpc.RpcError as error:
-            elapsed_ms = (time.perf_counter() - started) * 1000.0
-            self._report(name, elapsed_ms, 0, GrpcStatusError.from_rpc_error(error))
-            return None
+        # A span per call (a no-op unless an OpenTelemetry SDK is set up in this process), carried to
+        # the hub as W3C trace context in the metadata.
+        with tap_span(name):
+            try:
+                response = method(
+                    request, metadata=with_trace_context(self.metadata), timeout=self.call_timeout
+                )
+            except grpc.RpcError as error:
+                elapsed_ms = (time.perf_counter() - started) * 1000.0
+                self._report(name, elapsed_ms, 0, GrpcStatusError.from_rpc_error(error))
+                return None
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         verdict = classify(name, response) if classify is not None else Verdict(name)
         self._report(verdict.name, elapsed_ms, response.ByteSize(), verdict.failure)

@@ -2,7 +2,7 @@
 
     onecard-sim scenario NAME [--duration S] [--seed N] [--out DIR]
                               [--schools N --students N --gates N --pos N]
-                              [--hub HOST:PORT --keys DIR] [--tls | --plaintext] [--no-live]
+                              [--hub HOST:PORT --keys DIR] [--tls | --plaintext] [--no-live] [--trace]
     onecard-sim readers ...      simulated gate readers against a running hub (commands.py)
     onecard-sim pos ...          simulated canteen POS against a running hub (commands.py)
     onecard-sim cardsys ...      the provincial card system: HR-window and bank changes as a feed (cardsys/)
@@ -88,6 +88,12 @@ def _scenario_parser(sub: Any) -> None:
         help="PLAIN TEXT: no TLS, devices name themselves in metadata — for local demos only",
     )
     p.add_argument("--no-live", action="store_true", help="no live progress, only the summary")
+    p.add_argument(
+        "--trace",
+        action="store_true",
+        help="a span per tap in OUT/traces-sim.jsonl, and its own hub's spans in OUT/traces-hub.jsonl"
+        " (one trace per tap, from the terminal to the journal commit)",
+    )
     p.set_defaults(run=_run_scenario)
 
 
@@ -96,6 +102,7 @@ def _run_scenario(args: argparse.Namespace) -> int:
     from onecard_hub.seed import SeedError
     from onecard_sim.scenarios.local_hub import HubStartError
     from onecard_sim.scenarios.runner import RunOptions, ScenarioError, run_scenario
+    from onecard_sim.tracing import traced_to
 
     console = Console()
     err = Console(stderr=True)
@@ -123,9 +130,11 @@ def _run_scenario(args: argparse.Namespace) -> int:
         keys=args.keys,
         tls=not args.plaintext,
         live=not args.no_live,
+        trace=args.trace,
     )
     try:
-        report = _run(run_scenario(options, console))
+        with traced_to(options.out / "traces-sim.jsonl" if args.trace else None):
+            report = _run(run_scenario(options, console))
     except (HubStartError, SeedError, ScenarioError, OneCardError) as exc:
         err.print(f"error: the scenario could not run: {exc}", highlight=False)
         return EXIT_NOT_RUN

@@ -42,6 +42,7 @@ from onecard_sim.population import ECardApp, Population, wallclock_floor
 from onecard_sim.pos import CanteenFleet, CanteenPos
 from onecard_sim.progress import Tally
 from onecard_sim.terminal import SimTerminal
+from onecard_sim.tracing import traced_to
 
 __all__ = ["add_pos_parser", "add_readers_parser", "run_pos", "run_readers"]
 
@@ -79,6 +80,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="a terminal that finds no hub goes offline by itself, back online when the hub answers",
     )
     parser.add_argument("--no-live", action="store_true", help="no live table, only the summary")
+    parser.add_argument(
+        "--trace-file",
+        type=Path,
+        metavar="PATH",
+        help="a span per tap, appended to PATH (JSON lines); its trace context goes to the hub",
+    )
 
 
 def add_readers_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -120,11 +127,13 @@ def add_pos_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_readers(args: argparse.Namespace) -> int:
-    return asyncio.run(_simulate(args, "gate"))
+    with traced_to(args.trace_file):
+        return asyncio.run(_simulate(args, "gate"))
 
 
 def run_pos(args: argparse.Namespace) -> int:
-    return asyncio.run(_simulate(args, "canteen_pos"))
+    with traced_to(args.trace_file):
+        return asyncio.run(_simulate(args, "canteen_pos"))
 
 
 def _terminals(

@@ -31,6 +31,7 @@ from onecard_client.blocklist import BlocklistCopy
 from onecard_client.campus import TerminalInfo
 from onecard_client.hub_time import HubTime
 from onecard_client.taps import chip_tap
+from onecard_client.tracing import tap_span
 from onecard_sim.blocklist_watch import BlocklistWatch
 from onecard_sim.events import APPROVED, EventSink, TapEvent, UploadEvent
 from onecard_sim.offline import MAX_BATCH, OfflineBook, OfflineRules
@@ -428,12 +429,16 @@ class SimTerminal:
         started = time.monotonic()
         sent = started if scheduled_at is None else scheduled_at
         response: R | None
-        try:
-            response = await answer
-        except OneCardError as error:
-            response, outcome = None, error_outcome(error)
-        else:
-            outcome = outcome_of(response)
+        # The tap's span (a no-op without an OpenTelemetry SDK set up: `onecard-sim … --trace-file`);
+        # the SDK carries it to the hub, whose spans of the call join this trace.
+        with tap_span(f"tap {scene}", {"onecard.scene": scene}) as span:
+            try:
+                response = await answer
+            except OneCardError as error:
+                response, outcome = None, error_outcome(error)
+            else:
+                outcome = outcome_of(response)
+            span.set_attribute("onecard.outcome", outcome)
         done = time.monotonic()
         event = TapEvent(
             scene=scene,

@@ -2,8 +2,10 @@
 `onecard-hub serve` in a child process on a simulated clock, stopped with SIGTERM at the end.
 
 The child writes its output to `hub.log` in the scenario's output folder. It is asked for port 0 and
-says which port it got ("listening on HOST:PORT"). With TLS, the PKI (the hub's CA, its server
-certificate and one certificate per terminal, operator and the e-card app) is made in `<keys>/pki`.
+says which port it got ("listening on HOST:PORT"); its Prometheus metrics too ("metrics on URL"), which
+`scrape_metrics` saves at the end of the run (`metrics.prom`). With `trace_file` it appends its spans
+there (`--trace-file`). With TLS, the PKI (the hub's CA, its server certificate and one certificate
+per terminal, operator and the e-card app) is made in `<keys>/pki`.
 
 With `bank=True` the bank simulator (`onecard_sim.bank.running_bank`) runs in this process on its own
 database beside the hub's, seeded from the campus's keys folder (an account per card and per canteen
@@ -19,6 +21,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +32,7 @@ from onecard_client.campus import keys_dir_for
 __all__ = ["CampusSize", "HubStartError", "LocalHub"]
 
 _LISTENING = re.compile(r"listening on (\S+)")
+_METRICS = re.compile(r"metrics on (http://\S+)")
 _START_TIMEOUT_S = 120.0
 _STOP_TIMEOUT_S = 30.0
 
@@ -58,6 +62,7 @@ class LocalHub:
         log_path: Path,
         tls: bool = False,
         bank: bool = False,
+        trace_file: Path | None = None,
     ) -> None:
         self.size = size
         self.seed = seed
@@ -70,6 +75,8 @@ class LocalHub:
         self.keys = keys_dir_for(self.db)
         self.pki: Path | None = self.keys / "pki" if tls else None
         self.target = ""
+        self.metrics_url = ""  # the hub's /metrics (it listens on a free port of 127.0.0.1)
+        self.trace_file = trace_file
         self.exit_code: int | None = None
         self._process: asyncio.subprocess.Process | None = None
         self.bank = bank
@@ -140,7 +147,11 @@ class LocalHub:
             repr(self.clock_speed),
             "--log-level",
             "WARNING",
+            "--metrics-listen",
+            "127.0.0.1:0",
         ]
+        if self.trace_file is not None:
+            argv += ["--trace-file", str(self.trace_file)]
         if self.pki is not None:
             argv += ["--tls", str(self.pki)]
         if self.bank_target:
@@ -157,13 +168,24 @@ class LocalHub:
         deadline = loop.time() + _START_TIMEOUT_S
         while loop.time() < deadline:
             text = await asyncio.to_thread(self.log_path.read_text, encoding="utf-8", errors="replace")
-            found = _LISTENING.search(text)
-            if found:
+            found, metrics = _LISTENING.search(text), _METRICS.search(text)
+            if found and metrics:  # printed one after the other
+                self.metrics_url = metrics.group(1)
                 return found.group(1)
             if process.returncode is not None:
                 raise HubStartError(f"the hub exited with status {process.returncode}:\n{self.log_tail()}")
             await asyncio.sleep(0.05)
         raise HubStartError(f"the hub did not start within {_START_TIMEOUT_S:.0f} s:\n{self.log_tail()}")
+
+    async def scrape_metrics(self, path: Path) -> Path:
+        """Saves what the hub's /metrics answers now (Prometheus text format) in `path`."""
+
+        def scrape() -> None:
+            with urllib.request.urlopen(self.metrics_url, timeout=10) as answer:  # the child's, 127.0.0.1
+                path.write_bytes(answer.read())
+
+        await asyncio.to_thread(scrape)
+        return path
 
     def log_tail(self, lines: int = 20) -> str:
         try:

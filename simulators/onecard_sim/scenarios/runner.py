@@ -55,6 +55,7 @@ class RunOptions:
     keys: Path | None = None  # the running hub's keys folder (credentials export, pki/)
     tls: bool = False
     live: bool = True  # live progress when the console is a terminal
+    trace: bool = False  # its own hub writes its spans to OUT/traces-hub.jsonl (--trace)
 
 
 class ScenarioError(RuntimeError):
@@ -70,7 +71,8 @@ class _Hub:
 
 
 async def run_scenario(options: RunOptions, console: Console) -> Report:
-    """Runs the scenario and writes report.json and chart.png into `options.out`; returns the report."""
+    """Runs the scenario and writes report.json and chart.png into `options.out` (and metrics.prom,
+    what its own hub's /metrics said at the end); returns the report."""
     spec = options.spec
     options.out.mkdir(parents=True, exist_ok=True)
     if not options.hub:
@@ -153,6 +155,7 @@ async def run_scenario(options: RunOptions, console: Console) -> Report:
         finally:
             await asyncio.gather(*(e.close() for e in episodes), return_exceptions=True)
             await fleets.stop()
+        metrics = await _scrape_metrics(hub, options.out, console)
         hub_exit = await hub.local.stop() if hub.local is not None else 0
 
     facts = _facts(spec, collector, campus, before, after, fleets.canteens)
@@ -191,8 +194,12 @@ async def run_scenario(options: RunOptions, console: Console) -> Report:
             speed=speed,
         ),
     }
+    if metrics is not None:
+        files["metrics"] = metrics
     if hub.local is not None:
         files["hub log"] = hub.local.log_path
+        if hub.local.trace_file is not None:
+            files["hub traces"] = hub.local.trace_file
     _print_driver_notes(stats, plan.expected, console)
     print_summary(report, console, files)
     return report
@@ -223,9 +230,22 @@ async def _hub(options: RunOptions) -> AsyncIterator[_Hub]:
         log_path=options.out / "hub.log",
         tls=options.tls,
         bank=spec.bank is not None,
+        trace_file=options.out / "traces-hub.jsonl" if options.trace else None,
     )
     async with local:
         yield _Hub(local.target, local.keys, local.pki, local)
+
+
+async def _scrape_metrics(hub: _Hub, out: Path, console: Console) -> Path | None:
+    """Its own hub's /metrics once every call is answered, in OUT/metrics.prom (Prometheus text
+    format): `onecard_authorizations_total` adds up to the report's taps and decisions."""
+    if hub.local is None:
+        return None
+    try:
+        return await hub.local.scrape_metrics(out / "metrics.prom")
+    except OSError as exc:
+        console.print(f"[yellow]note:[/] the hub's /metrics could not be read: {exc}", highlight=False)
+        return None
 
 
 def _config(hub: _Hub, tls: TLSConfig | None) -> ClientConfig:
