@@ -8,8 +8,10 @@ PY     := $(BIN)/python
 # Re-install when the dependencies or their lock change; repeated runs are then a no-op.
 STAMP  := $(VENV)/.installed
 LOCK   := requirements.lock
+# Prometheus' checker for deploy/prometheus (make lint): ./.tools/bin/promtool (`make promtool`), else on PATH.
+PROMTOOL ?= $(firstword $(wildcard .tools/bin/promtool) $(shell command -v promtool 2>/dev/null) .tools/bin/promtool)
 
-.PHONY: venv lock lock-upgrade demo test check lint fmt protos contract-docs bench bench-blocklist loadtest clean
+.PHONY: venv lock lock-upgrade demo test check lint fmt protos contract-docs bench bench-blocklist loadtest promtool clean
 
 venv: $(STAMP)
 
@@ -60,6 +62,14 @@ lint: venv
 	echo "== lock"; $(PY) scripts/lock.py --check || failed="$$failed lock"; \
 	echo "== stub staleness"; $(PY) scripts/gen_protos.py --check || failed="$$failed stubs"; \
 	echo "== contract docs"; $(PY) scripts/gen_contract_docs.py --check || failed="$$failed contract-docs"; \
+	echo "== promtool (deploy/prometheus: the scrape config, the alert rules and their tests)"; \
+	if [ -x "$(PROMTOOL)" ]; then \
+		{ $(PROMTOOL) check config deploy/prometheus/prometheus.yml \
+		  && $(PROMTOOL) test rules deploy/prometheus/rules/onecard-hub.rules.test.yml; } || failed="$$failed promtool"; \
+	else \
+		echo "promtool is not installed: run \`make promtool\` (Debian's prometheus package, unpacked into .tools/)" >&2; \
+		failed="$$failed promtool(missing)"; \
+	fi; \
 	if [ -n "$$failed" ]; then echo "make lint: FAILED:$$failed" >&2; exit 1; fi; \
 	echo "make lint: all checks passed"
 
@@ -77,6 +87,11 @@ contract-docs: venv
 bench: venv
 	$(PY) scripts/bench.py
 
+# promtool into ./.tools/bin (make lint checks deploy/prometheus with it): the binary out of Debian's
+# `prometheus` package, downloaded and unpacked, not installed (no service starts).
+promtool:
+	bash scripts/install_promtool.sh
+
 bench-blocklist: venv
 	$(PY) scripts/bench_blocklist.py
 
@@ -88,5 +103,5 @@ loadtest: venv
 	$(PY) -m onecard_load.run $(LOADTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache .demo .bench
+	rm -rf $(VENV) .tools build dist .mypy_cache .ruff_cache .pytest_cache .demo .bench
 	find . -path ./.git -prune -o \( -name __pycache__ -o -name '*.egg-info' \) -type d -prune -exec rm -rf {} +
