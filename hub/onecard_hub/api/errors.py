@@ -3,7 +3,9 @@
 A HubError becomes its status code with one google.rpc.ErrorInfo (domain
 "onecard.hub", reason, and "field" for a bad argument). Anything else becomes
 INTERNAL with only a correlation id: no exception text reaches a client; the
-traceback goes to the hub's log under that id.
+traceback goes to the hub's log under that id. A request that does not decode
+reaches the guard as an `Undecodable` (see api/decoding.py) and becomes
+INVALID_ARGUMENT before the servicer runs.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import inspect
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import grpc
@@ -63,12 +66,30 @@ def status_of(exc: BaseException) -> grpc.Status:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Undecodable:
+    """What a servicer method is handed in place of a request that does not decode: its guard
+    answers INVALID_ARGUMENT / FIELD_INVALID, naming the field where decoding failed when known."""
+
+    message_type: str  # the request message's full name
+    field: str | None
+
+    def status(self) -> grpc.Status:
+        problem = f"not a valid encoding of {self.message_type}"
+        if self.field is None:
+            return status_for(code_pb2.INVALID_ARGUMENT, f"the request is {problem}", "FIELD_INVALID", {})
+        message = f"{self.field}: the request is {problem} from here on"
+        return status_for(code_pb2.INVALID_ARGUMENT, message, "FIELD_INVALID", {"field": self.field})
+
+
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
 def _guard(behavior: Behavior) -> Behavior:
     @functools.wraps(behavior)
     async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if type(request) is Undecodable:
+            await context.abort_with_status(request.status())
         try:
             return await behavior(request, context)
         except (errors.HubError, Exception) as exc:
@@ -87,6 +108,8 @@ def _guard_stream(behavior: StreamBehavior) -> StreamBehavior:
 
     @functools.wraps(behavior)
     async def guarded(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        if type(request) is Undecodable:
+            await context.abort_with_status(request.status())
         try:
             async for message in behavior(request, context):
                 yield message
