@@ -189,7 +189,9 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         operator = self._operator(context)
         if len(request.school_id) > MAX_TEXT:
             raise InvalidArgument("school_id", f"at most {MAX_TEXT} characters")
-        since_ms = request.since.ToMilliseconds() if request.HasField("since") else 0
+        since_ms = (
+            convert.instant_ms(request.since, "since", after_epoch=False) if request.HasField("since") else 0
+        )
         signals = misuse.misuse_signals(self._hub, operator, request.school_id, since_ms, request.limit)
         return pb.ListMisuseSignalsResponse(
             signals=[signal_message(s, misuse.holder_name_masked(self._hub, s)) for s in signals]

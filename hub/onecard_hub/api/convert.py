@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import re
 
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from onecard.auth.v1 import authorization_service_pb2 as pb
 from onecard_client.credentials import MalformedToken, parse_qr_token
 from onecard_hub.domain.campus import ChipCredential, Credential, Purchase, QrCredential, Tap, TapResult
@@ -19,6 +22,8 @@ from onecard_hub.hub import ReverseOutcome
 MAX_AMOUNT_FEN = 1_000_000  # ¥10,000: no canteen payment comes near it
 MAX_QR_CHARS = 512
 MAX_ATC = 0xFFFF_FFFF
+# google.protobuf.Timestamp's range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
+MIN_TIMESTAMP_S, MAX_TIMESTAMP_S = -62_135_596_800, 253_402_300_799
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}")
 _CARD_NO = re.compile(r"[A-Za-z0-9]{6,32}")
 _PIN = re.compile(r"[0-9]{4,6}")
@@ -37,6 +42,33 @@ def request_id(value: str, field: str = "request_id") -> str:
     if _ID.fullmatch(value) is None:
         raise InvalidArgument(field, "1 to 64 characters: letters, digits, '.', '_', ':' and '-'")
     return value
+
+
+def instant_ms(value: Timestamp, field: str, *, after_epoch: bool = True) -> int:
+    """A request's Timestamp as Unix milliseconds, or INVALID_ARGUMENT naming `field`.
+
+    The one check of every Timestamp a request carries: protobuf's own conversions raise
+    ValueError outside the range above, which would be an INTERNAL answer. With `after_epoch`
+    (an instant something happened or was asked for) 1970 and before are refused too.
+    """
+    seconds, nanos = value.seconds, value.nanos
+    if not (0 <= nanos < 1_000_000_000 and MIN_TIMESTAMP_S <= seconds <= MAX_TIMESTAMP_S):
+        raise InvalidArgument(
+            field, "not a valid Timestamp (seconds from year 1 to 9999, nanos 0 to 999999999)"
+        )
+    if after_epoch and seconds <= 0:
+        raise InvalidArgument(field, "not a valid instant: before 1970")
+    return seconds * 1000 + nanos // 1_000_000
+
+
+def required_instant_ms(message: Message, name: str, field: str | None = None) -> int:
+    """`instant_ms` of the Timestamp field `name` of `message`, which must be set."""
+    field = field or name
+    if not message.HasField(name):
+        raise InvalidArgument(field, "required")
+    value = getattr(message, name)
+    assert isinstance(value, Timestamp)
+    return instant_ms(value, field)
 
 
 def card_no(value: str, field: str = "card_no") -> str:
@@ -100,14 +132,7 @@ def tap(request: pb.AuthorizeRequest, terminal: Terminal) -> Tap:
     pin = request.pin
     if pin and _PIN.fullmatch(pin) is None:
         raise InvalidArgument("pin", "4 to 6 digits")
-    if not request.HasField("tap_time"):
-        raise InvalidArgument("tap_time", "required")
-    tap_time = request.tap_time
-    if not 0 <= tap_time.nanos < 1_000_000_000 or tap_time.seconds <= 0:
-        raise InvalidArgument("tap_time", "not a valid instant")
-    return Tap(
-        rid, terminal, scene, credential, value, pin, tap_time.seconds * 1000 + tap_time.nanos // 1_000_000
-    )
+    return Tap(rid, terminal, scene, credential, value, pin, required_instant_ms(request, "tap_time"))
 
 
 def authorize_response(tap: Tap, result: TapResult, now_ms: int, seq: int) -> pb.AuthorizeResponse:

@@ -27,12 +27,7 @@ def desk_tap(request: DeskRequest, terminal: Terminal, scene: Scene) -> Tap:
     rid = convert.request_id(request.request_id)
     convert.same_terminal(request.terminal_id, terminal)
     credential = _credential(request)
-    if not request.HasField("tap_time"):
-        raise InvalidArgument("tap_time", "required")
-    tap_time = request.tap_time
-    if not 0 <= tap_time.nanos < 1_000_000_000 or tap_time.seconds <= 0:
-        raise InvalidArgument("tap_time", "not a valid instant")
-    return Tap(rid, terminal, scene, credential, 0, "", tap_time.seconds * 1000 + tap_time.nanos // 1_000_000)
+    return Tap(rid, terminal, scene, credential, 0, "", convert.required_instant_ms(request, "tap_time"))
 
 
 def _credential(request: DeskRequest) -> Credential:

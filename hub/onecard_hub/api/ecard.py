@@ -28,14 +28,10 @@ class ECardServicer(pb_grpc.ECardServiceServicer):
     ) -> pb.MintQrCodeResponse:
         self._identity.any_caller(context)
         card_no = convert.card_no(request.card_no)
-        if not request.HasField("requested_at"):
-            raise InvalidArgument("requested_at", "required")
-        requested = request.requested_at
-        if not 0 <= requested.nanos < 1_000_000_000 or requested.seconds <= 0:
-            raise InvalidArgument("requested_at", "not a valid instant")
+        requested_ms = convert.required_instant_ms(request, "requested_at")
         if len(request.proof) != MINT_PROOF_BYTES:
             raise InvalidArgument("proof", f"must be {MINT_PROOF_BYTES} bytes")
-        minted = mint_qr_code(self._hub, card_no, requested.ToMilliseconds(), request.proof)
+        minted = mint_qr_code(self._hub, card_no, requested_ms, request.proof)
         response = pb.MintQrCodeResponse(token=minted.token)
         response.expires_at.FromMilliseconds(minted.expires_ms)
         return response

@@ -29,6 +29,10 @@ from onecard_hub.telemetry.context import current_trace_id
 log = logging.getLogger(__name__)
 
 ERROR_DOMAIN = "onecard.hub"
+# Bounds of what an error sends back. Messages quote client input through domain.errors.quoted; these
+# catch anything longer still, so that an answer never outgrows gRPC's limit on trailing metadata.
+MAX_STATUS_MESSAGE_CHARS = 512
+MAX_METADATA_CHARS = 128
 
 STATUS_OF: dict[type[errors.HubError], int] = {
     errors.InvalidArgument: code_pb2.INVALID_ARGUMENT,
@@ -42,7 +46,13 @@ STATUS_OF: dict[type[errors.HubError], int] = {
 }
 
 
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def status_for(code: int, message: str, reason: str, metadata: dict[str, str]) -> grpc.Status:
+    message = _bounded(message, MAX_STATUS_MESSAGE_CHARS)
+    metadata = {key: _bounded(value, MAX_METADATA_CHARS) for key, value in metadata.items()}
     info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata)
     detail = any_pb2.Any()
     detail.Pack(info)

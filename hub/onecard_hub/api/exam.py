@@ -8,6 +8,7 @@ import grpc
 from onecard.exam.v1 import exam_service_pb2 as pb
 from onecard.exam.v1 import exam_service_pb2_grpc as pb_grpc
 from onecard_hub import exams
+from onecard_hub.api import convert
 from onecard_hub.api.desk import desk_tap, fill, identifier, timestamp
 from onecard_hub.api.identity import Identity
 from onecard_hub.domain.errors import InvalidArgument
@@ -46,15 +47,6 @@ def session_message(s: ExamSession) -> pb.ExamSession:
     return message
 
 
-def _millis(m: pb.ExamSession, name: str) -> int:
-    if not m.HasField(name):  # type: ignore[arg-type]
-        raise InvalidArgument(f"session.{name}", "required")
-    value = getattr(m, name)
-    if value.seconds <= 0 or not 0 <= value.nanos < 1_000_000_000:
-        raise InvalidArgument(f"session.{name}", "not a valid instant")
-    return int(value.ToMilliseconds())
-
-
 def session_from(m: pb.ExamSession) -> ExamSession:
     session_id = identifier(m.session_id, "session.session_id")
     school_id = identifier(m.school_id, "session.school_id")
@@ -65,7 +57,8 @@ def session_from(m: pb.ExamSession) -> ExamSession:
     rooms = tuple(identifier(room, f"session.rooms[{i}]") for i, room in enumerate(m.rooms))
     if len(set(rooms)) != len(rooms):
         raise InvalidArgument("session.rooms", "a room is named twice")
-    start, end = _millis(m, "start"), _millis(m, "end")
+    start = convert.required_instant_ms(m, "start", "session.start")
+    end = convert.required_instant_ms(m, "end", "session.end")
     if not start < end <= start + MAX_EXAM_MS:
         raise InvalidArgument("session.end", "after start, at most 24 hours later")
     opens = DEFAULT_OPENS_BEFORE_MIN

@@ -62,12 +62,7 @@ def _transaction(tx: pb.OfflineTransaction, at: str, terminal: Terminal, now_ms:
     else:
         amount = 0
     credential = _credential(tx, at)
-    if not tx.HasField("occurred_at"):
-        raise InvalidArgument(f"{at}.occurred_at", "required")
-    occurred = tx.occurred_at
-    if not 0 <= occurred.nanos < 1_000_000_000 or occurred.seconds <= 0:
-        raise InvalidArgument(f"{at}.occurred_at", "not a valid instant")
-    occurred_ms = occurred.seconds * 1000 + occurred.nanos // 1_000_000
+    occurred_ms = convert.required_instant_ms(tx, "occurred_at", f"{at}.occurred_at")
     if occurred_ms > now_ms + CLOCK_SKEW_MS:
         raise InvalidArgument(f"{at}.occurred_at", "in the future by the hub's clock")
     return OfflineTransaction(tx.serial, scene, credential, amount, occurred_ms)

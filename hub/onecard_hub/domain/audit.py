@@ -17,6 +17,7 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 _DIGIT_RUN = re.compile(r"[0-9]{6,}")
 _TOKEN = re.compile(r"[1-9][0-9]{0,18}")
+MAX_AUDIT_ID = 2**63 - 1  # audit ids are SQLite rowids: a larger token would not fit the query
 
 
 def details(**values: object) -> str:
@@ -45,7 +46,7 @@ def after_id(page_token: str) -> int:
     """The page token is the id of the last entry of the previous page (entries run newest first)."""
     if not page_token:
         return 0
-    if _TOKEN.fullmatch(page_token) is None:
+    if _TOKEN.fullmatch(page_token) is None or int(page_token) > MAX_AUDIT_ID:
         raise InvalidArgument("page_token", "not a token this hub gave out")
     return int(page_token)
 

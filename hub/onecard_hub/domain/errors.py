@@ -11,10 +11,22 @@
     └── Unavailable          UNAVAILABLE        shutting down, or the journal failed
 
 `reason` is an ErrorReason name of onecard.common.v1 without its prefix. `message` is
-written for the client: it never holds personal data or internal exception text.
+written for the client: it never holds personal data or internal exception text, and it
+quotes what the client sent only through `quoted` (an error must stay small whatever the
+request held: it travels in the call's trailing metadata).
 """
 
 from __future__ import annotations
+
+MAX_QUOTED_CHARS = 40
+
+
+def quoted(value: object, limit: int = MAX_QUOTED_CHARS) -> str:
+    """`value` for an error message: its repr, of at most `limit` characters of it, then "…"."""
+    text = str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return repr(text[:limit]) + "…"
 
 
 class HubError(Exception):

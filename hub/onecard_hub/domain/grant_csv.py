@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 
-from onecard_hub.domain.errors import InvalidArgument
+from onecard_hub.domain.errors import InvalidArgument, quoted
 from onecard_hub.domain.grants import MAX_ITEMS, Line, LineError, LineProblem
 
 MAX_CHARS = 1024 * 1024
@@ -59,7 +59,10 @@ def parse_grant_csv(text: str, field: str = "csv") -> tuple[list[Line], list[Lin
         except ValueError:
             errors.append(
                 LineError(
-                    number, student_id, LineProblem.MALFORMED_ROW, f"amount_fen {amount!r}: not an integer"
+                    number,
+                    student_id,
+                    LineProblem.MALFORMED_ROW,
+                    f"amount_fen {quoted(amount)}: not an integer",
                 )
             )
             continue

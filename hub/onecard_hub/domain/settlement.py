@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 
 from onecard_hub.domain.clock import CST
+from onecard_hub.domain.errors import quoted
 from onecard_hub.domain.ledger import Transfer, TransferKind
 
 DAY_MS = 86_400_000
@@ -70,7 +71,7 @@ def parse_business_date(text: str) -> date:
             return date.fromisoformat(stripped)
     except ValueError:
         pass
-    raise BusinessDateError(f"{text!r} is not a date as YYYY-MM-DD")
+    raise BusinessDateError(f"{quoted(text)} is not a date as YYYY-MM-DD")
 
 
 def day_bounds_ms(day: date) -> tuple[int, int]:

@@ -18,7 +18,7 @@ from onecard_hub.bank.gateway import BankGateway
 from onecard_hub.card_office.common import Proof, audit_row, card_row, check_proof, today
 from onecard_hub.domain import audit
 from onecard_hub.domain.bank import AccountState, BankOutcome
-from onecard_hub.domain.errors import FailedPrecondition, InvalidArgument, Unavailable
+from onecard_hub.domain.errors import FailedPrecondition, InvalidArgument, Unavailable, quoted
 from onecard_hub.domain.guardian import check_identity
 from onecard_hub.domain.model import CO_BRANDED_BANKS, BankStatus, Card, Operator
 from onecard_hub.domain.topup import BankChange, ChangeState
@@ -43,7 +43,8 @@ async def change_bank(
     """The change recorded and the new account number; nothing written when refused."""
     if new_bank_code not in CO_BRANDED_BANKS:
         raise InvalidArgument(
-            "new_bank_code", f"{new_bank_code!r} is not a co-branded bank ({', '.join(CO_BRANDED_BANKS)})"
+            "new_bank_code",
+            f"{quoted(new_bank_code)} is not a co-branded bank ({', '.join(CO_BRANDED_BANKS)})",
         )
     if new_bank_code == card.bank_code:
         raise InvalidArgument("new_bank_code", f"the card is already with {new_bank_code}")

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from onecard_hub.bank.gateway import BankGateway
 from onecard_hub.domain.bank import BankOutcome, ReversalResult
 from onecard_hub.domain.clock import business_date
-from onecard_hub.domain.errors import FailedPrecondition, NotFound, Unavailable
+from onecard_hub.domain.errors import FailedPrecondition, NotFound, Unavailable, quoted
 from onecard_hub.domain.ledger import Account, AccountKind, TransferKind
 from onecard_hub.domain.model import Card, CardStatus
 from onecard_hub.domain.topup import (
@@ -272,7 +272,7 @@ class TopUps:
     def get(self, topup_id_: str) -> TopUp:
         topup = self.book.topups.get(topup_id_)
         if topup is None:
-            raise NotFound(f"topup_id: no top-up {topup_id_}", field="topup_id")
+            raise NotFound(f"topup_id: no top-up {quoted(topup_id_)}", field="topup_id")
         return topup
 
     async def reverse(self, topup: TopUp) -> ReversalResult:

@@ -47,7 +47,7 @@ async def settle_merchants(
     except ValueError as error:
         raise InvalidArgument("business_date", str(error)) from None
     if day.isoformat() >= payer.today():
-        raise InvalidArgument("business_date", f"business_date {business_date} is not over yet")
+        raise InvalidArgument("business_date", f"business_date {day.isoformat()} is not over yet")
     store = hub.store
     if not isinstance(store, SqliteStore):
         raise Unavailable("no journal to read the takings from")

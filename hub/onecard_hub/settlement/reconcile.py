@@ -16,7 +16,7 @@ from dataclasses import asdict, replace
 from typing import Protocol
 
 from onecard_hub.domain.bank import BankOutcome, reversal_id_of
-from onecard_hub.domain.errors import InvalidArgument
+from onecard_hub.domain.errors import InvalidArgument, quoted
 from onecard_hub.domain.model import CO_BRANDED_BANKS
 from onecard_hub.domain.reconciliation import (
     Action,
@@ -90,7 +90,7 @@ def banks_to_check(bank_code: str) -> list[str]:
         return sorted(CO_BRANDED_BANKS)
     if bank_code not in CO_BRANDED_BANKS:
         raise InvalidArgument(
-            "bank_code", f"{bank_code!r} is not a co-branded bank ({', '.join(CO_BRANDED_BANKS)})"
+            "bank_code", f"{quoted(bank_code)} is not a co-branded bank ({', '.join(CO_BRANDED_BANKS)})"
         )
     return [bank_code]
 
