@@ -11,7 +11,7 @@ LOCK   := requirements.lock
 # Prometheus' checker for deploy/prometheus (make lint): ./.tools/bin/promtool (`make promtool`), else on PATH.
 PROMTOOL ?= $(firstword $(wildcard .tools/bin/promtool) $(shell command -v promtool 2>/dev/null) .tools/bin/promtool)
 
-.PHONY: venv lock lock-upgrade demo test check lint fmt protos contract-docs bench bench-blocklist loadtest promtool clean
+.PHONY: venv lock lock-upgrade demo test check lint fmt protos contract-docs bench bench-blocklist loadtest fuzz promtool clean
 
 venv: $(STAMP)
 
@@ -40,6 +40,12 @@ lock-upgrade:
 demo: venv
 	rm -rf .demo/meal-rush
 	$(BIN)/onecard-sim scenario meal-rush --duration 12 --seed 7 --students 1000 --out .demo/meal-rush
+
+# The fuzz suite at length (tests/fuzz/): FUZZ_MESSAGES messages in all, spread over every RPC the hub serves,
+# random each run; prints the figures by status code. `make test` runs a few fixed examples per RPC.
+FUZZ_MESSAGES ?= 100000
+fuzz: venv
+	ONECARD_FUZZ_MESSAGES=$(FUZZ_MESSAGES) $(BIN)/pytest -q tests/fuzz --hypothesis-profile=onecard-fuzz
 
 # pytest exits 5 when it collected no test: that must fail loudly, not pass quietly.
 test: venv
