@@ -12,10 +12,10 @@ py-grpc-prometheus), so existing dashboards work: `grpc_server_started_total`,
 `grpc_method`. `grpc_code` takes Go's names for the codes (`OK`, `NotFound`, `Unavailable`, …), as
 those dashboards and alert rules expect.
 
-A call adds to plain integers on the event loop (no lock, no allocation); `GrpcCollector` turns them
-into metric families when /metrics is scraped, on the metrics server's thread. It reads only ints,
-floats and copies made in one C call, so what the loop changes meanwhile can at worst be a call
-early or late.
+A call adds to plain integers on the event loop (no lock, no label lookup, no object made but the
+integers themselves); `GrpcCollector` turns them into metric families when /metrics is scraped, on
+the metrics server's thread. It reads only ints, floats and copies made in one C call, so what the
+loop changes meanwhile can at worst be a call early or late.
 
 With tracing on, each call is a SERVER span named `<service>/<method>` with the OpenTelemetry RPC
 attributes (`rpc.system`, `rpc.service`, `rpc.method`, `rpc.grpc.status_code`), the child of the
