@@ -8,8 +8,9 @@ PY     := $(BIN)/python
 # Re-install when the dependencies or their lock change; repeated runs are then a no-op.
 STAMP  := $(VENV)/.installed
 LOCK   := requirements.lock
-# Prometheus' checker for deploy/prometheus (make lint): ./.tools/bin/promtool (`make promtool`), else on PATH.
-PROMTOOL ?= $(firstword $(wildcard .tools/bin/promtool) $(shell command -v promtool 2>/dev/null) .tools/bin/promtool)
+# Prometheus' checker for deploy/prometheus (make lint, make test): a promtool on PATH, else ./.tools/bin/promtool,
+# which `make lint` and `make test` unpack from Debian's package when it is missing (`make promtool`).
+PROMTOOL ?= $(firstword $(shell command -v promtool 2>/dev/null) .tools/bin/promtool)
 
 .PHONY: venv lock lock-upgrade demo test check lint fmt protos contract-docs bench bench-blocklist loadtest fuzz promtool clean
 
@@ -48,7 +49,7 @@ fuzz: venv
 	ONECARD_FUZZ_MESSAGES=$(FUZZ_MESSAGES) $(BIN)/pytest -q tests/fuzz --hypothesis-profile=onecard-fuzz
 
 # pytest exits 5 when it collected no test: that must fail loudly, not pass quietly.
-test: venv
+test: venv promtool
 	@$(BIN)/pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: FAILED — pytest collected no tests (exit 5)" >&2; exit 1; fi; \
 	exit $$rc
@@ -59,7 +60,7 @@ check: lint
 	exit $$rc
 
 # Runs every checker even when an earlier one fails, then fails if any did.
-lint: venv
+lint: venv promtool
 	@failed=""; \
 	echo "== ruff format --check"; $(BIN)/ruff format --check --output-format concise . || failed="$$failed ruff-format"; \
 	echo "== ruff check"; $(BIN)/ruff check . || failed="$$failed ruff-check"; \
@@ -93,10 +94,11 @@ contract-docs: venv
 bench: venv
 	$(PY) scripts/bench.py
 
-# promtool into ./.tools/bin (make lint checks deploy/prometheus with it): the binary out of Debian's
-# `prometheus` package, downloaded and unpacked, not installed (no service starts).
+# promtool into ./.tools/bin (make lint and the deploy/ tests check deploy/prometheus with it): the binary out
+# of Debian's `prometheus` package, downloaded and unpacked, not installed (no service starts). Only when no
+# promtool is on PATH.
 promtool:
-	bash scripts/install_promtool.sh
+	@test -x "$(PROMTOOL)" || bash scripts/install_promtool.sh
 
 bench-blocklist: venv
 	$(PY) scripts/bench_blocklist.py
