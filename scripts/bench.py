@@ -1,4 +1,4 @@
-"""The performance benchmark of OneCard Hub (DESIGN §7): `make bench`.
+"""The performance benchmark of OneCard Hub: `make bench`.
 
 Measures the hub's authorization throughput against a do-nothing grpc.aio server answering the same
 messages to the same client, on this machine, in one run:
