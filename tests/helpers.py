@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import itertools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from onecard.auth.v1 import authorization_service_pb2 as pb
@@ -16,6 +19,24 @@ _ids = itertools.count(1)
 
 def new_request_id() -> str:
     return f"t-{next(_ids)}"
+
+
+async def until(
+    condition: Callable[[], bool | Awaitable[bool]], what: str = "condition", limit_s: float = 20.0
+) -> None:
+    """Polls `condition` (plain or async) every 10 ms until it holds, or fails the test after `limit_s`.
+    For a positive condition that must come true, never to wait before asserting that something did not."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    while True:
+        held = condition()
+        if inspect.isawaitable(held):
+            held = await held
+        if held:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"not within {limit_s:.0f} s: {what}")
+        await asyncio.sleep(0.01)
 
 
 def name(reason: int) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -40,16 +40,6 @@ def value(text: str, name: str, **labels: str) -> float:
         for s in samples(text)
         if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
     )
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Polls `check` until it holds (a positive condition: it must come true), at most WAIT_S."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT_S
-    while not await check():
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {WAIT_S:.0f} s: {what}")
-        await asyncio.sleep(0.02)
 
 
 def read_spans(path: Path) -> list[dict[str, Any]]:

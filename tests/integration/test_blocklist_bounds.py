@@ -10,7 +10,7 @@ subchannel pool); a channel with a local subchannel pool gets a connection of it
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
@@ -24,7 +24,7 @@ from onecard_client.errors import FailedPreconditionError, ResourceExhaustedErro
 from onecard_hub.server import RunningHub
 from onecard_sim.progress import Tally
 from onecard_sim.terminal import SimTerminal
-from tests.helpers import Campus, new_request_id
+from tests.helpers import Campus, new_request_id, until
 
 WAIT_S = 10.0  # a guard against hanging, never a timing assertion
 TERMINAL_HEADER = "onecard-terminal-id"
@@ -50,15 +50,6 @@ async def _watch(client: TerminalClient, copy: BlocklistCopy | None = None) -> W
     if copy is not None:
         copy.apply(first)
     return watcher
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    """Waits (bounded) until `condition` holds: the hub notices a stream's end asynchronously."""
-    for _ in range(int(WAIT_S / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached")
 
 
 async def _report_loss(hub: RunningHub, card_no: str) -> None:
@@ -127,7 +118,7 @@ async def test_a_second_stream_of_a_terminal_replaces_the_first(campus: Campus, 
     copy.apply(message)
     assert copy.blocks(card.card_no)
     await second.close()
-    await _until(lambda: feed.subscribers == before)
+    await until(lambda: feed.subscribers == before)
 
 
 async def test_the_school_bound_refuses_while_another_school_subscribes(
@@ -202,7 +193,7 @@ async def test_streams_that_end_leave_the_feed(campus: Campus, hub: RunningHub) 
     await gone.close()
     for stream in streams:
         await stream.close()  # cancelled by the client
-    await _until(lambda: feed.subscribers == before)
+    await until(lambda: feed.subscribers == before)
     assert feed.of_school(campus.school(0)) == feed.of_school(campus.school(1)) == 0
 
 
@@ -216,14 +207,14 @@ async def test_two_simulated_terminals_of_one_id_do_not_take_the_stream_from_eac
     await older.start()
     try:
         assert older.watch is not None
-        await _until(lambda: feed.subscribers == before + 1)
+        await until(lambda: feed.subscribers == before + 1)
         await newer.start()
         assert newer.watch is not None
-        await _until(lambda: older.watch is not None and not older.watch.running)
+        await until(lambda: older.watch is not None and not older.watch.running)
         assert older.watch.replaced and not newer.watch.replaced  # the older one gave up its stream
         card = campus.card()
         await _report_loss(hub, card.card_no)
-        await _until(lambda: newer.watch is not None and newer.watch.copy.blocks(card.card_no))
+        await until(lambda: newer.watch is not None and newer.watch.copy.blocks(card.card_no))
         assert newer.watch.running and newer.watch.reconnects == 0
         assert feed.subscribers == before + 1
     finally:

@@ -19,8 +19,8 @@ from onecard_hub.domain.clock import ManualClock
 from onecard_hub.exit_codes import ExitCode, StartupError
 from onecard_hub.server import RunningHub, running_hub
 from tests.conftest import hub_config
-from tests.helpers import Campus, name, new_request_id
-from tests.integration.telemetry_helpers import scrape, until, value
+from tests.helpers import Campus, name, new_request_id, until
+from tests.integration.telemetry_helpers import scrape, value
 
 ENTRY = pb.SCENE_GATE_ENTRY
 AUTH = {"grpc_service": "onecard.auth.v1.AuthorizationService", "grpc_method": "Authorize"}

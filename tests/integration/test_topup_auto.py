@@ -15,8 +15,8 @@ from onecard_client.campus import CampusCredentials
 from onecard_client.errors import InvalidArgumentError
 from onecard_hub.domain.clock import ManualClock
 from onecard_hub.domain.topup import Origin, TopUp, TopUpState
-from tests.helpers import Campus
-from tests.integration.topup_fixtures import World, bank_balance, cards, rid, until, world
+from tests.helpers import Campus, until
+from tests.integration.topup_fixtures import World, bank_balance, cards, rid, world
 
 BUY = auth_pb.SCENE_CANTEEN_PURCHASE
 

@@ -21,13 +21,13 @@ from onecard_hub.domain.topup import TopUpState
 from onecard_hub.server import RunningHub, running_hub
 from onecard_sim.bank import running_bank
 from tests.conftest import hub_config
+from tests.helpers import until
 from tests.integration.topup_fixtures import (
     ADMIN,
     bank_balance,
     cards,
     rid,
     speed_up,
-    until,
     until_final,
     world,
 )

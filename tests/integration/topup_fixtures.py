@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,15 +64,6 @@ def cards(creds: CampusCredentials, count: int, school: int = 0) -> list[CardCre
         if c.usable and c.bank_status == "active" and c.bank_code
     ]
     return found[:count]
-
-
-async def until(predicate: Callable[[], bool], limit_s: float = 20.0) -> None:
-    """Waits until `predicate()` holds (polled every 20 ms), or fails the test."""
-    for _ in range(int(limit_s / 0.02)):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached")
 
 
 async def until_final(client: FundsClient, topup_id: str, limit_s: float = 30.0) -> pb.TopUp:
