@@ -1,21 +1,29 @@
-"""The load generator of `scripts/bench.py` (DESIGN §7); bench.py starts it, one process per server run.
+"""The load generator of `scripts/bench.py`; bench.py starts one for the whole run, pinned to its own CPU.
 
-One grpc.aio channel on uvloop, talking to the hub or to the do-nothing server exactly as terminals do:
-`onecard-terminal-id` metadata, request.terminal_id the same, tap_time and QR issue time from the server's
-GetClock. Every request of a phase is built and serialized before the phase starts (minting is not what
-we measure); the calls send those bytes and keep the answers as bytes, decoded after the phase.
+It keeps one grpc.aio channel on uvloop open to each server of the run (the hub, the do-nothing server,
+its twin for the calibration, the telemetry variants) and loads them one at a time in short slices, so
+that the servers compared are measured seconds apart, many times over; a server not being loaded is
+idle. It talks to every server exactly as terminals do: `onecard-terminal-id` metadata, request.terminal_id
+the same, tap_time and QR issue time from that server's GetClock. Every request of a round is built and
+serialized before the round starts (minting is not what we measure); the calls send those bytes and keep
+the answers as bytes, decoded after the round.
 
 Traffic: 60% canteen purchases (500..2000 fen, below the PIN-free limit), 40% gate taps (each card
 alternates entry and exit); half chip taps (ATC moving forward per card), half e-card QR scans (a fresh
-token per scan, minted with the server's time just before the phase). Cards are used round-robin in a
-shuffled order, so two taps of one card are always thousands of calls apart and never in flight together.
+token per scan, minted with the server's time just before the round). Each server has its own copy of the
+cards' state (a hub keeps its counters), cards used round-robin in a shuffled order, so two taps of one
+card are always thousands of calls apart and never in flight together.
 
-Phases, in one process so that per-card state (ATC, inside/outside) carries over:
+A round, for each server in the round's order (every order in turn: the rotations of the server list and
+of its reverse, so each server comes first, last, before and after each other one equally often):
   closed  `--inflight` calls always in flight: `--warmup-seconds`, then `--closed-seconds` measured
-  open    `--rate` calls per second on a fixed schedule for `--open-seconds`; latency runs from each
-          call's scheduled send time, so a stalled sender cannot hide queueing
+  open    `--rate` calls per second on a fixed schedule for `--open-seconds` (after every server's closed
+          slice); latency runs from each call's scheduled send time, so a stalled sender cannot hide
+          queueing
+Each slice records the CPU its server used, the CPU this process used, the CPU the other servers used
+meanwhile (they should be idle) and how busy the server's CPU was in all (the rest is someone else's).
 
-The result is one JSON document written to `--out`.
+Output: one JSON document per round on stdout, one line each, as soon as the round is over.
 """
 
 from __future__ import annotations
@@ -50,7 +58,10 @@ CANTEEN_SHARE = 0.6
 CHIP_SHARE = 0.5
 AMOUNT_MIN_FEN = 500
 AMOUNT_MAX_FEN = 2000
-QR_SAFE_AGE_S = 40.0  # tokens live 60 s; a phase must end well before the first one expires
+QR_SAFE_AGE_S = 40.0  # tokens live 60 s; a round must end well before the first one expires
+PAUSE_S = 0.2  # rest between two slices: the last answers are in, the server goes idle
+HEADROOM = 2.0  # requests built for a closed slice: this many times the fastest server's last rate
+MIN_CLOSED_RPS = 1000.0
 
 Metadata = tuple[tuple[str, str], ...]
 KINDS = ("canteen/chip", "canteen/qr", "gate_entry/chip", "gate_entry/qr", "gate_exit/chip", "gate_exit/qr")
@@ -223,40 +234,72 @@ def percentile_ms(values: Sequence[float], q: float) -> float | None:
     return round(ordered[rank] * 1000.0, 3)
 
 
-class CpuMeter:
-    """CPU used by this process and by the server (from /proc, when its pid is known)."""
+def _process_cpu_s(pid: int, tick: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / tick  # utime + stime, all threads
 
-    def __init__(self, server_pid: int | None) -> None:
-        self.server_pid = server_pid
+
+def _cpu_busy_s(cpu: int, tick: int) -> float | None:
+    """Seconds CPU `cpu` has spent busy (not idle, not waiting for I/O) since boot."""
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith(f"cpu{cpu} "):
+            ticks = [int(f) for f in line.split()[1:9]]  # user nice system idle iowait irq softirq steal
+            return (sum(ticks) - ticks[3] - ticks[4]) / tick
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    wall: float
+    client: float
+    servers: dict[str, float | None]
+    server_cpu_busy: float | None
+
+
+class Meter:
+    """CPU of this process, of every server (from /proc, by pid) and of the servers' CPU as a whole."""
+
+    def __init__(self, pids: dict[str, int], server_cpu: int | None) -> None:
+        self.pids = pids
+        self.server_cpu = server_cpu
         self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
-    def _server_cpu(self) -> float | None:
-        if self.server_pid is None:
-            return None
-        try:
-            fields = Path(f"/proc/{self.server_pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        return (int(fields[11]) + int(fields[12])) / self._tick  # utime + stime, all threads
+    def snapshot(self) -> Snapshot:
+        busy = None if self.server_cpu is None else _cpu_busy_s(self.server_cpu, self._tick)
+        servers = {name: _process_cpu_s(pid, self._tick) for name, pid in self.pids.items()}
+        return Snapshot(time.perf_counter(), time.process_time(), servers, busy)
 
-    def start(self) -> tuple[float, float, float | None]:
-        return time.perf_counter(), time.process_time(), self._server_cpu()
-
-    def stop(self, started: tuple[float, float, float | None]) -> dict[str, float | None]:
-        wall = time.perf_counter() - started[0]
-        client = (time.process_time() - started[1]) / wall
-        server_now = self._server_cpu()
-        server = None if server_now is None or started[2] is None else (server_now - started[2]) / wall
+    @staticmethod
+    def usage(loaded: str, began: Snapshot, ended: Snapshot) -> dict[str, Any]:
+        """Seconds of CPU over a slice: the loaded server's, this process's, the idle servers' and others'."""
+        wall = ended.wall - began.wall
+        used: dict[str, float] = {}
+        for name, then in began.servers.items():
+            now = ended.servers.get(name)
+            if then is not None and now is not None:
+                used[name] = round(now - then, 3)
+        others = None
+        if began.server_cpu_busy is not None and ended.server_cpu_busy is not None:
+            others = round(max(0.0, ended.server_cpu_busy - began.server_cpu_busy - sum(used.values())), 3)
         return {
-            "client_cpu": round(client, 3),
-            "server_cpu": None if server is None else round(server, 3),
+            "wall_s": round(wall, 3),
+            "server_cpu_s": used.get(loaded),
+            "client_cpu_s": round(ended.client - began.client, 3),
+            "idle_servers_cpu_s": {name: value for name, value in used.items() if name != loaded},
+            "others_on_server_cpu_s": others,
         }
 
 
 def decode(answers: Sequence[bytes | None], kinds: Sequence[int], errors: Counter[str]) -> dict[str, Any]:
     decisions: Counter[str] = Counter()
-    by_kind: dict[str, Counter[str]] = {}
-    for answer, kind in zip(answers, kinds, strict=True):
+    for answer in answers:
         if answer is None:
             continue
         response = auth_pb2.AuthorizeResponse.FromString(answer)
@@ -267,17 +310,7 @@ def decode(answers: Sequence[bytes | None], kinds: Sequence[int], errors: Counte
         else:
             name = "DECISION_" + auth_pb2.Decision.Name(response.decision).removeprefix("DECISION_")
         decisions[name] += 1
-        by_kind.setdefault(KINDS[kind], Counter())[name] += 1
-    answered = sum(decisions.values())
-    total = answered + sum(errors.values())
-    return {
-        "answered": answered,
-        "approved": decisions["APPROVED"],
-        "approval_share": decisions["APPROVED"] / total if total else 0.0,
-        "decisions": dict(decisions.most_common()),
-        "errors": dict(errors.most_common()),
-        "by_kind": {k: dict(v.most_common()) for k, v in sorted(by_kind.items())},
-    }
+    return {"decisions": dict(decisions.most_common()), "errors": dict(errors.most_common())}
 
 
 async def closed_loop(
@@ -288,8 +321,9 @@ async def closed_loop(
     warmup: float,
     seconds: float,
     call_timeout: float,
-    cpu: CpuMeter,
-) -> dict[str, Any]:
+    meter: Meter,
+    name: str,
+) -> tuple[dict[str, Any], list[bytes | None]]:
     n = len(batch)
     payloads, metadata = batch.payloads, batch.metadata
     answers: list[bytes | None] = [None] * n
@@ -301,16 +335,16 @@ async def closed_loop(
     start = time.perf_counter()
     measure_from = start + warmup
     measure_to = measure_from + seconds
-    meter: tuple[float, float, float | None] | None = None
+    began: Snapshot | None = None
 
     async def worker() -> None:
-        nonlocal next_index, exhausted, meter
+        nonlocal next_index, exhausted, began
         while True:
             now = time.perf_counter()
             if now >= measure_to:
                 return
-            if meter is None and now >= measure_from:
-                meter = cpu.start()
+            if began is None and now >= measure_from:
+                began = meter.snapshot()
             i = next_index
             if i >= n:
                 exhausted = True
@@ -324,15 +358,13 @@ async def closed_loop(
             done_at[i] = time.perf_counter()
 
     await asyncio.gather(*(worker() for _ in range(inflight)))
-    usage = cpu.stop(meter) if meter is not None else {}
+    ended = meter.snapshot()
     sent = next_index
     window_end = measure_to if not exhausted else max(done_at[:sent], default=measure_to)
     completed = sum(1 for i in range(sent) if measure_from <= done_at[i] <= window_end)
     latencies = [done_at[i] - sent_at[i] for i in range(sent) if sent_at[i] >= measure_from and done_at[i]]
     span = max(window_end - measure_from, 1e-9)
     result: dict[str, Any] = {
-        "inflight": inflight,
-        "warmup_s": warmup,
         "seconds": round(span, 3),
         "prebuilt": n,
         "sent": sent,
@@ -341,15 +373,15 @@ async def closed_loop(
         "p50_ms": percentile_ms(latencies, 50),
         "p99_ms": percentile_ms(latencies, 99),
         "exhausted": exhausted,
-        **usage,
+        **(Meter.usage(name, began, ended) if began is not None else {}),
     }
-    result.update(decode(answers[:sent], batch.kinds[:sent], errors))
-    return result
+    result["errors"] = dict(errors)
+    return result, answers[:sent]
 
 
 async def open_loop(
-    call: Call, batch: Batch, *, rate: float, call_timeout: float, cpu: CpuMeter
-) -> dict[str, Any]:
+    call: Call, batch: Batch, *, rate: float, call_timeout: float, meter: Meter, name: str
+) -> tuple[dict[str, Any], list[bytes | None]]:
     n = len(batch)
     payloads, metadata = batch.payloads, batch.metadata
     answers: list[bytes | None] = [None] * n
@@ -368,7 +400,7 @@ async def open_loop(
             errors[exc.code().name] += 1
         latency[i] = time.perf_counter() - scheduled
 
-    meter = cpu.start()
+    began = meter.snapshot()
     start = time.perf_counter() + 0.01
     i = 0
     while i < n:
@@ -383,126 +415,175 @@ async def open_loop(
     sending_s = time.perf_counter() - start
     while tasks:
         await asyncio.gather(*list(tasks))
-    usage = cpu.stop(meter)
-    done = time.perf_counter() - start
+    ended = meter.snapshot()
     values = list(latency)
     lags = list(send_lag)
     result: dict[str, Any] = {
         "rate": rate,
         "calls": n,
-        "seconds": round(done, 3),
         "achieved_rps": n / sending_s if sending_s > 0 else 0.0,
         "p50_ms": percentile_ms(values, 50),
-        "p90_ms": percentile_ms(values, 90),
         "p99_ms": percentile_ms(values, 99),
         "max_ms": percentile_ms(values, 100),
-        "send_lag_p50_ms": percentile_ms(lags, 50),
         "send_lag_p99_ms": percentile_ms(lags, 99),
-        **usage,
+        "latencies_ms": [round(v * 1000.0, 2) for v in values],  # pooled over the rounds by bench.py
+        **Meter.usage(name, began, ended),
     }
-    result.update(decode(answers, batch.kinds, errors))
-    return result
+    result["errors"] = dict(errors)
+    return result, answers
 
 
 # -- the run ---------------------------------------------------------------------------------------
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+@dataclass
+class Server:
+    """One server of the run: its channel, its clock, its copy of the cards' state, its last rate."""
+
+    name: str
+    channel: grpc.aio.Channel
+    call: Call
+    campus: Campus
+    clock: ServerClock
+    last_rps: float
+
+
+def round_orders(names: list[str]) -> list[list[str]]:
+    """The orders the rounds cycle through: every rotation of the list, then every rotation of its reverse."""
+    rotations = [names[i:] + names[:i] for i in range(len(names))]
+    if len(names) < 2:
+        return rotations
+    backwards = names[::-1]
+    return rotations + [backwards[i:] + backwards[:i] for i in range(len(names))]
+
+
+async def run_round(
+    args: argparse.Namespace, servers: dict[str, Server], order: list[str], meter: Meter
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    closed_batches: dict[str, Batch] = {}
+    open_batches: dict[str, Batch] = {}
+    span = args.warmup_seconds + args.closed_seconds
+    for name in order:
+        # The open batch first, then the closed one: what the closed slice leaves unsent is then the last
+        # thing built, and `rewind` gives those cards back their state exactly. No card is in both.
+        server = servers[name]
+        open_count = int(args.rate * args.open_seconds)
+        open_batches[name] = server.campus.build(open_count, server.clock)
+        fastest = max(s.last_rps for s in servers.values())  # noise moves a server's rate a lot
+        wanted = min(args.max_rps, max(MIN_CLOSED_RPS, HEADROOM * fastest))
+        count = min(int(wanted * span) + 4 * args.inflight, len(server.campus.order) - open_count)
+        closed_batches[name] = server.campus.build(count, server.clock)
+    build_s = time.perf_counter() - started
+    gc.collect()
+    gc.freeze()
+    closed: dict[str, dict[str, Any]] = {}
+    opened: dict[str, dict[str, Any]] = {}
+    for name in order:
+        server, batch = servers[name], closed_batches[name]
+        result, answers = await closed_loop(
+            server.call, batch, inflight=args.inflight, warmup=args.warmup_seconds,
+            seconds=args.closed_seconds, call_timeout=args.call_timeout, meter=meter, name=name,
+        )  # fmt: skip
+        result.update(decode(answers, batch.kinds, Counter(result.pop("errors"))))
+        server.campus.rewind(batch, result["sent"])  # the unsent taps never reached the server
+        server.last_rps = result["rps"]
+        closed[name] = result
+        await asyncio.sleep(PAUSE_S)
+    for name in order:
+        server, batch = servers[name], open_batches[name]
+        result, answers = await open_loop(
+            server.call, batch, rate=args.rate, call_timeout=args.call_timeout, meter=meter, name=name
+        )
+        result.update(decode(answers, batch.kinds, Counter(result.pop("errors"))))
+        opened[name] = result
+        await asyncio.sleep(PAUSE_S)
+    gc.unfreeze()
+    return {"order": order, "build_s": round(build_s, 3), "closed": closed, "open": opened}
+
+
+def _named(pairs: list[str], what: str) -> dict[str, str]:
+    named: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name or not value:
+            raise SystemExit(f"{what} must be NAME=VALUE, not {pair!r}")
+        named[name] = value
+    return named
+
+
+async def run(args: argparse.Namespace) -> None:
     creds = CampusCredentials.load(args.keys)
-    campus = Campus(creds, args.seed)
-    if len(campus.order) < 8 * args.inflight:
-        log(f"warning: only {len(campus.order)} cards for {args.inflight} calls in flight")
-    report: dict[str, Any] = {
-        "target": args.target,
-        "label": args.label,
-        "cards": len(campus.order),
-        "terminals": dict(Counter(t.kind for t in creds.terminals)),
-    }
-    cpu = CpuMeter(args.server_pid)
-    async with grpc.aio.insecure_channel(args.target) as channel:
-        await asyncio.wait_for(channel.channel_ready(), timeout=30.0)
-        call: Call = channel.unary_unary(AUTHORIZE)  # bytes in, bytes out: no (de)serializing in the hot loop
-        clock = await read_clock(channel, creds.terminals[0].terminal_id)
-        report["server_time_ms"] = clock.now_ms()
-
-        if args.closed_seconds > 0:
-            count = int(args.max_rps * (args.warmup_seconds + args.closed_seconds)) + 4 * args.inflight
-            started = time.perf_counter()
-            batch = campus.build(count, clock)
-            build_s = time.perf_counter() - started
-            log(f"closed loop: built {count} requests in {build_s:.2f} s")
-            gc.collect()
-            gc.freeze()
-            closed = await closed_loop(
-                call,
-                batch,
-                inflight=args.inflight,
-                warmup=args.warmup_seconds,
-                seconds=args.closed_seconds,
-                call_timeout=args.call_timeout,
-                cpu=cpu,
-            )
-            closed["build_s"] = round(build_s, 3)
-            report["closed"] = closed
-            log(f"closed loop: {closed['rps']:.0f} rps, p99 {closed['p99_ms']} ms")
-            # campus.build walked the round-robin over unsent requests too; those taps never reached the
-            # server, so give the cards back their state by rebuilding from where sending stopped.
-            campus.rewind(batch, closed["sent"])
-            del batch
-            gc.unfreeze()
-            await asyncio.sleep(args.pause_seconds)
-
-        if args.open_seconds > 0:
-            count = int(args.rate * args.open_seconds)
-            started = time.perf_counter()
-            batch = campus.build(count, clock)
-            build_s = time.perf_counter() - started
-            log(f"open loop: built {count} requests in {build_s:.2f} s")
-            gc.collect()
-            gc.freeze()
-            opened = await open_loop(call, batch, rate=args.rate, call_timeout=args.call_timeout, cpu=cpu)
-            opened["build_s"] = round(build_s, 3)
-            report["open"] = opened
-            log(f"open loop: {opened['achieved_rps']:.0f}/s sent, p99 {opened['p99_ms']} ms")
-            gc.unfreeze()
-    return report
+    targets = _named(args.target, "--target")
+    pids = {name: int(pid) for name, pid in _named(args.server_pid, "--server-pid").items()}
+    meter = Meter(pids, args.server_cpu)
+    open_count = int(args.rate * args.open_seconds)
+    if len(creds.cards) < open_count + 8 * args.inflight:
+        raise SystemExit(
+            f"{len(creds.cards)} cards are too few: a round's open slice takes {open_count} of them and "
+            f"its closed slice at least {8 * args.inflight} more"
+        )
+    servers: dict[str, Server] = {}
+    try:
+        for n, (name, target) in enumerate(targets.items()):
+            channel = grpc.aio.insecure_channel(target)
+            await asyncio.wait_for(channel.channel_ready(), timeout=30.0)
+            call: Call = channel.unary_unary(AUTHORIZE)  # bytes in, bytes out: no (de)serializing
+            clock = await read_clock(channel, creds.terminals[0].terminal_id)
+            campus = Campus(creds, args.seed * 1000 + n)
+            servers[name] = Server(name, channel, call, campus, clock, args.max_rps)
+        orders = round_orders(list(targets))
+        for round_no in range(1, args.rounds + 1):
+            order = orders[(round_no - 1) % len(orders)]
+            result = await run_round(args, servers, order, meter)
+            result["round"] = round_no
+            print(json.dumps(result, ensure_ascii=False), flush=True)
+            log(f"round {round_no}: done (built its requests in {result['build_s']:.2f} s)")
+    finally:
+        for server in servers.values():
+            await server.channel.close()
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--target", required=True, help="HOST:PORT of the hub or the do-nothing server")
+    parser.add_argument(
+        "--target", action="append", required=True, help="NAME=HOST:PORT of a server (repeatable)"
+    )
+    parser.add_argument(
+        "--server-pid", action="append", default=[], help="NAME=PID, to report a server's CPU (repeatable)"
+    )
+    parser.add_argument("--server-cpu", type=int, default=None, help="the CPU the servers are pinned to")
     parser.add_argument("--keys", required=True, type=Path, help="keys folder written by `onecard-hub seed`")
-    parser.add_argument("--out", required=True, type=Path, help="where to write the JSON result")
-    parser.add_argument("--label", default="", help="a name for the run, copied into the result")
-    parser.add_argument("--warmup-seconds", type=float, default=1.0)
-    parser.add_argument("--closed-seconds", type=float, default=8.0, help="0 skips the closed loop")
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--warmup-seconds", type=float, default=0.5)
+    parser.add_argument("--closed-seconds", type=float, default=2.0)
     parser.add_argument("--inflight", type=int, default=64)
     parser.add_argument(
-        "--max-rps", type=float, default=8000.0, help="closed loop: requests prebuilt per second"
+        "--max-rps", type=float, default=8000.0, help="closed loop: most requests built per second"
     )
-    parser.add_argument("--open-seconds", type=float, default=10.0, help="0 skips the open loop")
+    parser.add_argument("--open-seconds", type=float, default=3.0)
     parser.add_argument("--rate", type=float, default=1000.0, help="open loop: calls per second")
-    parser.add_argument("--pause-seconds", type=float, default=0.5, help="rest between the phases")
     parser.add_argument("--call-timeout", type=float, default=10.0, help="deadline of each call, seconds")
-    parser.add_argument("--server-pid", type=int, default=None, help="to report the server's CPU use")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    if args.warmup_seconds + args.closed_seconds > QR_SAFE_AGE_S or args.open_seconds > QR_SAFE_AGE_S:
+    servers = len(args.target)
+    round_s = servers * (args.warmup_seconds + args.closed_seconds + args.open_seconds + 2 * PAUSE_S)
+    if round_s > QR_SAFE_AGE_S:
         parser.error(
-            f"a phase must stay under {QR_SAFE_AGE_S:.0f} s: its QR tokens expire 60 s after minting"
+            f"a round would take {round_s:.0f} s: it must stay under {QR_SAFE_AGE_S:.0f} s, its QR "
+            "tokens expire 60 s after minting (fewer servers or shorter slices)"
         )
-    if args.inflight < 1 or args.rate <= 0:
-        parser.error("--inflight and --rate must be positive")
+    if args.inflight < 1 or args.rate <= 0 or args.rounds < 1:
+        parser.error("--inflight, --rate and --rounds must be positive")
     try:
         import uvloop
     except ImportError:
         log("uvloop is not installed, using the default event loop")
-        report = asyncio.run(run(args))
+        asyncio.run(run(args))
     else:
-        report = uvloop.run(run(args))
-    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+        uvloop.run(run(args))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The do-nothing server of the benchmark (DESIGN §7): the yardstick the hub is measured against.
+"""The do-nothing server of the benchmark: the yardstick the hub is measured against.
 
 It serves the same contract as the hub — AuthorizationService.Authorize and TerminalService.GetClock —
 on grpc.aio with uvloop, and does no work beyond building the answer: every Authorize gets a fixed,
