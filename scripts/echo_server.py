@@ -8,7 +8,9 @@ with the caller's request_id echoed back. GetClock answers a simulated clock of 
 
     python scripts/echo_server.py --listen 127.0.0.1:50099 --clock-start 2026-11-24T12:00:00+08:00
 
-Prints a line containing "listening" once it accepts calls; SIGTERM or SIGINT stop it.
+With `--tls DIR` it serves mutual TLS like `onecard-hub serve --tls DIR` (DIR made by `onecard-hub pki`):
+the server certificate of DIR, and a client certificate of DIR's CA required. Prints a line containing
+"listening" once it accepts calls; SIGTERM or SIGINT stop it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -137,11 +140,24 @@ class EchoTerminal(terminal_grpc.TerminalServiceServicer):
         yield terminal_pb2.WatchBlocklistResponse()  # never reached: abort raises
 
 
-async def serve(listen: str, clock: SimulatedClock) -> None:
+def server_credentials(pki: Path) -> grpc.ServerCredentials:
+    """Mutual TLS as the hub serves it with `serve --tls DIR`: its server certificate, and a client
+    certificate of its CA required (the do-nothing server reads no identity from it)."""
+    return grpc.ssl_server_credentials(
+        [((pki / "server.key").read_bytes(), (pki / "server.crt").read_bytes())],
+        root_certificates=(pki / "ca.crt").read_bytes(),
+        require_client_auth=True,
+    )
+
+
+async def serve(listen: str, clock: SimulatedClock, tls: Path | None = None) -> None:
     server = grpc.aio.server()
     auth_grpc.add_AuthorizationServiceServicer_to_server(EchoAuthorization(clock), server)
     terminal_grpc.add_TerminalServiceServicer_to_server(EchoTerminal(clock), server)
-    port = server.add_insecure_port(listen)
+    if tls is None:
+        port = server.add_insecure_port(listen)
+    else:
+        port = server.add_secure_port(listen, server_credentials(tls))
     if port == 0:
         raise SystemExit(f"echo server: cannot listen on {listen}")
     await server.start()
@@ -150,7 +166,7 @@ async def serve(listen: str, clock: SimulatedClock) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     host = listen.rsplit(":", 1)[0]
-    print(f"echo server listening on {host}:{port}", flush=True)
+    print(f"echo server listening on {host}:{port} ({'mutual TLS' if tls else 'plain text'})", flush=True)
     await stop.wait()
     await server.stop(grace=1.0)
 
@@ -162,15 +178,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--listen", default="127.0.0.1:50099", help="HOST:PORT (port 0 picks a free one)")
     parser.add_argument("--clock-start", default="2026-11-24T12:00:00+08:00", help="simulated start instant")
     parser.add_argument("--clock-speed", type=float, default=1.0, help="simulated seconds per real second")
+    parser.add_argument(
+        "--tls",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="serve mutual TLS with the PKI in DIR, as `onecard-hub serve --tls DIR` does",
+    )
     args = parser.parse_args(argv)
     clock = SimulatedClock(_parse_instant_ms(args.clock_start), args.clock_speed)
     try:
         import uvloop
     except ImportError:
         print("echo server: uvloop is not installed, using the default event loop", file=sys.stderr)
-        asyncio.run(serve(args.listen, clock))
+        asyncio.run(serve(args.listen, clock, args.tls))
     else:
-        uvloop.run(serve(args.listen, clock))
+        uvloop.run(serve(args.listen, clock, args.tls))
 
 
 if __name__ == "__main__":

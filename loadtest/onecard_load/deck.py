@@ -1,6 +1,6 @@
 """The cards a load-generating process taps with, and the state a real card would carry between taps.
 
-Two rules keep the load approvable (DESIGN §4): a chip's counter (ATC) only moves forward, and a card at a
+Two rules keep the load approvable: a chip's counter (ATC) only moves forward, and a card at a
 hard anti-passback gate alternates entry and exit. Both are per-card state, so:
 
 - each Locust process owns a disjoint slice of the cards (`card_slice`: card i of the sorted export goes

@@ -1,7 +1,7 @@
 """A Locust user that speaks gRPC: one channel per user, every call in Locust's statistics.
 
 Locust runs users as gevent greenlets, so this module makes grpc cooperative with
-`grpc.experimental.gevent.init_gevent()` (DESIGN §7) and uses grpc's synchronous stubs. Import it only in
+`grpc.experimental.gevent.init_gevent()` and uses grpc's synchronous stubs. Import it only in
 a process that Locust runs: Locust monkey-patches the process for gevent, which breaks grpc.aio.
 
 Reporting: a call is one Locust request of type "grpc", named by the caller. A `classify` function can
@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -46,14 +47,28 @@ KEEPALIVE_MS = 30_000
 class TlsConfig:
     """Mutual TLS for one channel: the hub's CA, and the client's certificate chain and private key (PEM).
 
-    With mutual TLS the certificate names the caller (DESIGN §8), so a user playing a terminal needs that
-    terminal's certificate. `onecard-hub serve --tls DIR` and `onecard-hub pki` come with issue 3.
+    With mutual TLS the hub takes the caller's identity from its certificate (the SAN URI
+    `onecard:terminal:<id>`) and ignores the identity headers, so a user playing a terminal presents that
+    terminal's certificate (`onecard-hub pki issue-all` makes one per terminal).
     """
 
     root_certificates: bytes
     certificate_chain: bytes
     private_key: bytes
     server_name: str = ""  # the name in the hub's certificate, when it is not the host dialled
+
+    @classmethod
+    def of_terminal(cls, pki: Path, terminal_id: str) -> TlsConfig:
+        """The hub's CA and terminal `terminal_id`'s certificate and key, from a PKI folder made by
+        `onecard-hub pki` (ca.crt, terminals/<id>.crt and .key); FileNotFoundError names what is missing."""
+        cert, key = pki / "terminals" / f"{terminal_id}.crt", pki / "terminals" / f"{terminal_id}.key"
+        for path in (pki / "ca.crt", cert, key):
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"{path} is missing: `onecard-hub pki issue-all --dir {pki}` makes a certificate "
+                    "for every terminal of the campus"
+                )
+        return cls((pki / "ca.crt").read_bytes(), cert.read_bytes(), key.read_bytes())
 
     def channel_credentials(self) -> grpc.ChannelCredentials:
         return grpc.ssl_channel_credentials(
@@ -122,7 +137,7 @@ class GrpcUser(User):
         self.call_timeout = 2.0
 
     def tls_config(self) -> TlsConfig | None:
-        """The TLS settings of this user's channel; None is plain text (the only mode before issue 3)."""
+        """The TLS settings of this user's channel; None (this default) is plain text."""
         return None
 
     @property

@@ -50,6 +50,14 @@ def _add_arguments(parser: Any) -> None:  # a LocustArgumentParser: it takes inc
         "--call-timeout", type=float, default=2.0, help="deadline of each call, s [%(default)s]"
     )
     group.add_argument(
+        "--tls",
+        default="",
+        metavar="DIR",
+        help="mutual TLS with the PKI in DIR (`onecard-hub pki`, the hub's `serve --tls DIR`): the hub's "
+        "CA in DIR/ca.crt, each user presents the certificate of the terminal it plays, "
+        "DIR/terminals/<terminal_id>.crt and .key; empty = plain text [%(default)s]",
+    )
+    group.add_argument(
         "--warmup-seconds",
         type=float,
         default=0.0,
@@ -67,6 +75,7 @@ class LoadOptions:
     chip_share: float
     call_timeout: float
     warmup_seconds: float = 0.0
+    tls: Path | None = None  # the PKI folder; None = plain text
 
     @classmethod
     def of(cls, environment: Environment) -> LoadOptions:
@@ -85,6 +94,7 @@ class LoadOptions:
             chip_share=float(getattr(options, "chip_share", 0.5)),
             call_timeout=float(getattr(options, "call_timeout", 2.0)),
             warmup_seconds=float(getattr(options, "warmup_seconds", 0.0)),
+            tls=Path(tls) if (tls := str(getattr(options, "tls", "") or "")) else None,
         )
         made.check()
         return made
@@ -99,6 +109,10 @@ class LoadOptions:
                 (not 0.0 <= self.chip_share <= 1.0, "--chip-share must be within [0, 1]"),
                 (self.call_timeout <= 0, "--call-timeout must be positive"),
                 (self.warmup_seconds < 0, "--warmup-seconds must not be negative"),
+                (
+                    self.tls is not None and not (self.tls / "ca.crt").is_file(),
+                    f"--tls {self.tls}: no ca.crt there (make the PKI with `onecard-hub pki init`)",
+                ),
             )
             if bad
         ]

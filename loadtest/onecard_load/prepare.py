@@ -7,7 +7,8 @@ It runs `onecard-hub seed` with settings that keep the load approvable: ¥10,000
 limit as high, 1,000 payments per meal window, the default PIN-free limit (¥50, above the users' ¥5–¥20
 purchases), 40 canteen POS and 8 gates per school. The default 1% lost cards and 1% suspended students
 stay (about 2% of taps are declined on purpose, as in a real rush; the load test reports them as declines).
-The hub has no rate limits yet (DESIGN §8); when it gets them, this is where generous ones are seeded.
+`--tls` also makes the PKI for mutual TLS in hub.keys/pki (`onecard-hub pki init` and `issue-all`).
+The hub has no rate limits yet; when it gets them, this is where generous ones are seeded.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from onecard_client.campus import keys_dir_for
 from onecard_load.processes import hub_command
 
-__all__ = ["DEFAULT_OUT", "LOAD_SEED_ARGS", "Campus", "prepare"]
+__all__ = ["DEFAULT_OUT", "LOAD_SEED_ARGS", "Campus", "make_pki", "prepare"]
 
 DEFAULT_OUT = Path("loadtest/data")
 LOAD_SEED_ARGS = (
@@ -86,6 +87,22 @@ def prepare(
     return Campus(db, keys)
 
 
+def make_pki(keys: Path, folder: Path, python: str = sys.executable) -> Path:
+    """The PKI for mutual TLS in `folder` (`onecard-hub pki`): a CA and server certificate (for localhost
+    and 127.0.0.1) unless `folder` has them already, and a certificate for every terminal and operator of
+    the campus whose credentials export is `keys`. Returns `folder`: `serve --tls` and Locust's `--tls`."""
+    steps = [] if (folder / "ca.crt").is_file() else [["init"]]
+    steps.append(["issue-all"])
+    for step in steps:
+        argv = [*hub_command(python), "pki", *step, "--dir", str(folder), "--keys", str(keys)]
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise PrepareError(
+                f"onecard-hub pki {step[0]} failed ({done.returncode}):\n{done.stdout}{done.stderr}"
+            )
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -95,23 +112,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--schools", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7, help="random seed: same seed, same campus")
     parser.add_argument("--force", action="store_true", help="replace a campus already in --out")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="also make the PKI for mutual TLS in hub.keys/pki (onecard-hub pki)",
+    )
     args = parser.parse_args(argv)
+    pki = None
     try:
         campus = prepare(
             args.out, students=args.students, schools=args.schools, seed=args.seed, force=args.force
         )
+        if args.tls:
+            pki = make_pki(campus.keys, campus.keys / "pki")
     except PrepareError as exc:
         print(f"prepare: {exc}", file=sys.stderr)
         return 1
     print(f"campus:      {campus.db}")
     print(f"credentials: {campus.keys}  (pass to Locust with --keys)")
+    tls = "" if pki is None else f" --tls {pki}"
+    if pki is not None:
+        print(f"PKI:         {pki}  (the hub's serve --tls and Locust's --tls)")
     print("serve it on a simulated clock inside the lunch window:")
     print(
-        f"  .venv/bin/onecard-hub serve --db {campus.db} --listen 127.0.0.1:50051 "
+        f"  .venv/bin/onecard-hub serve --db {campus.db} --listen 127.0.0.1:50051{tls} "
         "--clock-start 2026-11-24T12:00:00+08:00 --clock-speed 1"
     )
     print("then, for example:")
-    print(f"  .venv/bin/locust -f loadtest/meal_rush.py --host 127.0.0.1:50051 --keys {campus.keys}")
+    print(f"  .venv/bin/locust -f loadtest/meal_rush.py --host 127.0.0.1:50051 --keys {campus.keys}{tls}")
     return 0
 
 

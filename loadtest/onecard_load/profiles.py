@@ -23,7 +23,7 @@ __all__ = [
     "users_for_rate",
 ]
 
-# The mix of the steady load (loadtest/locustfile.py): the benchmark's 60% canteen, 40% gates (DESIGN §7).
+# The mix of the steady load (loadtest/locustfile.py): the benchmark's 60% canteen, 40% gates.
 STEADY_CANTEEN_SHARE = 0.6
 LUNCH_CLOCK_START = "2026-11-24T12:00:00+08:00"  # a Tuesday, inside the lunch window (10:45-13:30)
 

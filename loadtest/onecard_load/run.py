@@ -1,9 +1,11 @@
 """`make loadtest`: a short headless Locust run against a freshly seeded local hub.
 
 1. seeds a campus (`prepare`, 4,000 students by default) into a temporary folder;
-2. starts `onecard-hub serve` on it, plain text on a free local port, on a simulated clock at speed 1
-   inside the rush's window (lunch for the meal rush and the steady load, 07:30 for the morning gates),
-   so it works at any real hour;
+2. starts `onecard-hub serve` on it on a free local port, on a simulated clock at speed 1 inside the
+   rush's window (lunch for the meal rush and the steady load, 07:30 for the morning gates), so it works
+   at any real hour; plain text, or mutual TLS with `--tls DIR` (the PKI in DIR, made there for the
+   campus when DIR has none: `onecard-hub pki init` and `issue-all`), each Locust user then presenting
+   the certificate of the terminal it plays;
 3. runs Locust headless with the shape's locustfile (`loadtest/meal_rush.py` by default) and writes its
    CSV statistics and HTML report into the results folder, with the hub's and Locust's logs;
 4. stops the hub and prints the statistics.
@@ -14,6 +16,10 @@ answers are failures; declines are not).
     .venv/bin/python -m onecard_load.run                            # loadtest/results/<timestamp>/
     .venv/bin/python -m onecard_load.run --shape morning-gate --rate 400 --seconds 60
     .venv/bin/python -m onecard_load.run --shape steady --rate 300 --seconds 20 --processes 2
+    .venv/bin/python -m onecard_load.run --tls /tmp/onecard-pki            # over mutual TLS
+
+`--client-tls DIR2` makes the users present DIR2's terminal certificates instead, still trusting the
+hub's CA: another PKI's certificates, which the hub must refuse (the run then fails).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import time
 from pathlib import Path
 
 from onecard_load.headless import LOCUSTFILES, LocustResult, run_locust
-from onecard_load.prepare import PrepareError, prepare
+from onecard_load.prepare import PrepareError, make_pki, prepare
 from onecard_load.processes import SERVER_CPU, Children, StartError, hub_command, tail, wait_listening
 from onecard_load.profiles import LUNCH_CLOCK_START, PROFILES, users_for_rate
 from onecard_load.stats import table
@@ -51,6 +57,9 @@ def results_folder(root: Path = RESULTS) -> Path:
 def locust_args(args: argparse.Namespace) -> list[str]:
     """Locust's options for the chosen shape: a shape reads --rate as its peak; steady load is -u/-r/-t."""
     common = ["--user-rate", f"{args.user_rate:g}", "--exit-code-on-error", "1"]
+    client_tls = args.client_tls or args.tls
+    if client_tls is not None:
+        common += ["--tls", str(client_tls)]
     if args.processes:
         common += ["--processes", str(args.processes)]
     if args.shape == "steady":
@@ -82,9 +91,21 @@ def run(args: argparse.Namespace, children: Children, folder: Path, work: Path) 
     hub_log = folder / "hub.log"
     argv = [*hub_command(), "serve", "--db", str(campus.db), "--listen", "127.0.0.1:0"]
     argv += ["--clock-start", clock_start, "--clock-speed", "1"]
+    if args.tls is not None:
+        argv += ["--tls", str(make_pki(campus.keys, args.tls))]
+    if args.client_tls is not None:
+        # The users trust the hub's CA, but present the terminal certificates of the other PKI.
+        client = work / "client-pki"
+        shutil.copytree(make_pki(campus.keys, args.client_tls) / "terminals", client / "terminals")
+        shutil.copyfile(args.tls / "ca.crt", client / "ca.crt")
+        args.client_tls = client
     hub = children.start(argv, log=hub_log, cpu=SERVER_CPU)
     target = wait_listening(hub, hub_log, "the hub")
-    print(f"hub listening on {target} (hub time {clock_start}); running Locust ({args.shape})", flush=True)
+    mode = "plain text" if args.tls is None else f"mutual TLS, PKI {args.tls}"
+    print(
+        f"hub listening on {target} ({mode}; hub time {clock_start}); running Locust ({args.shape})",
+        flush=True,
+    )
     result = run_locust(
         children,
         shape=args.shape,
@@ -120,9 +141,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None, help="results folder [loadtest/results/<time>/]")
     parser.add_argument("--pin", action="store_true", help="hub on CPU 0, Locust on CPU 1 (taskset)")
     parser.add_argument(
+        "--tls",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="mutual TLS: the hub serves with the PKI in DIR (made there when missing), the users present "
+        "their terminals' certificates from it [plain text]",
+    )
+    parser.add_argument(
+        "--client-tls",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the users present the terminal certificates of this PKI instead of --tls's (made when "
+        "missing): a check that the hub refuses another CA's certificates",
+    )
+    parser.add_argument(
         "--locust-arg", action="append", default=[], help="one more argument for Locust (repeatable)"
     )
     args = parser.parse_args(argv)
+    if args.client_tls is not None and args.tls is None:
+        parser.error("--client-tls needs --tls (a hub serving mutual TLS)")
     if args.rate <= 0 or args.seconds <= 0 or args.user_rate <= 0 or args.students < 1:
         parser.error("--rate, --seconds, --user-rate and --students must be positive")
     return args

@@ -11,6 +11,10 @@ the process's deck (`deck.py`):
   outside and an exit when it is inside, so a hard anti-passback gate has nothing to refuse (a card the
   hub refuses for anti-passback — moved by an earlier run against the same hub — is flipped).
 
+With `--tls DIR` each user speaks mutual TLS and presents the certificate of the terminal it plays
+(DIR/terminals/<terminal_id>.crt, made by `onecard-hub pki issue-all`): the hub reads the caller from the
+certificate, so a user with another terminal's certificate, or one the hub's CA did not issue, is refused.
+
 Each Locust process uses its own slice of the cards (process i of N takes every N-th card; a worker's i
 is its index at the master and N the master's `--expect-workers`, which `--processes N` sets), so chip
 counters never collide between processes; counters start from a floor that grows with the wall clock, so
@@ -47,7 +51,7 @@ from onecard_client.client import TERMINAL_HEADER
 from onecard_client.hub_time import HubTime
 from onecard_client.taps import chip_tap, qr_scan
 from onecard_load.deck import CardDeck, CardState, atc_floor, card_slice, decks_by_school
-from onecard_load.grpc_user import GrpcUser, UnexpectedAnswer, Verdict
+from onecard_load.grpc_user import GrpcUser, TlsConfig, UnexpectedAnswer, Verdict
 from onecard_load.options import LoadOptions
 from onecard_load.warmup import schedule_reset
 
@@ -121,6 +125,7 @@ class TapContext:
         self._request_numbers = itertools.count(1)
         self._clock: HubTime | None = None
         self._clock_lock = Semaphore()
+        self._tls: dict[str, TlsConfig] = {}
 
     @classmethod
     def of(cls, environment: Environment, options: LoadOptions) -> TapContext:
@@ -141,6 +146,20 @@ class TapContext:
         if terminals is None:
             raise LoadSetupError(f"the credentials export has no {kind} terminal of a school with cards")
         return next(terminals)
+
+    def tls_of(self, terminal_id: str) -> TlsConfig | None:
+        """Mutual TLS as terminal `terminal_id` with `--tls DIR`'s PKI (read once per terminal); None
+        without `--tls`."""
+        pki = self.options.tls
+        if pki is None:
+            return None
+        config = self._tls.get(terminal_id)
+        if config is None:
+            try:
+                config = self._tls[terminal_id] = TlsConfig.of_terminal(pki, terminal_id)
+            except FileNotFoundError as exc:
+                raise LoadSetupError(str(exc)) from None
+        return config
 
     def new_request_id(self) -> str:
         return f"{self._request_prefix}{next(self._request_numbers)}"
@@ -184,6 +203,10 @@ class TapUser(GrpcUser):
         # Start at a random point of the period, so that users spawned together do not tap in lockstep.
         gevent.sleep(random.random() * self.interval)
         self._last_start = time.perf_counter()
+
+    def tls_config(self) -> TlsConfig | None:
+        """With `--tls DIR`: the certificate of the terminal this user plays (its identity at the hub)."""
+        return self.shared.tls_of(self.terminal.terminal_id)
 
     def wait_time(self) -> float:
         """Paces the user to `--user-rate` taps a second, whatever the latency (below the period)."""

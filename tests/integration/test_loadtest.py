@@ -67,3 +67,34 @@ def test_two_locust_processes_share_no_card(tmp_path: Path) -> None:
     )  # fmt: skip
     _check(done, rows)
     assert "Authorize gate_exit" in {row.name for row in rows}
+
+
+def test_a_short_run_over_mutual_tls_has_no_failure(tmp_path: Path) -> None:
+    # The hub serves --tls with a PKI made for the campus; every user presents its own terminal's
+    # certificate, and the hub names the caller from it (a wrong one would be refused, failing the run).
+    out, pki = tmp_path / "results", tmp_path / "pki"
+    done, rows = _load_run(
+        out, "--shape", "steady", "--rate", "60", "--seconds", "5", "--students", "300", "--tls", str(pki)
+    )
+    _check(done, rows)
+    assert (pki / "ca.crt").is_file() and any((pki / "terminals").glob("*.crt"))
+    assert "(mutual TLS" in (out / "hub.log").read_text(encoding="utf-8")
+
+
+def test_users_with_certificates_of_another_ca_are_refused(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    done, rows = _load_run(
+        out,
+        "--shape", "steady",
+        "--rate", "60",
+        "--seconds", "3",
+        "--students", "300",
+        "--tls", str(tmp_path / "pki"),
+        "--client-tls", str(tmp_path / "other-pki"),
+    )  # fmt: skip
+    total = aggregated(rows)
+    assert total.requests > 0 and total.failures == total.requests, done.stdout
+    assert done.returncode != 0
+    assert done.stdout.splitlines()[-1].startswith("loadtest: FAILED ")
+    failures = (out / "locust_failures.csv").read_text(encoding="utf-8")
+    assert "UNAVAILABLE" in failures, failures
