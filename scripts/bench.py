@@ -561,6 +561,18 @@ def _variants(rounds: list[dict[str, Any]], names: list[str]) -> str:
     return f" hub_cpu_us={_num(hub_cpu)} " + " ".join(fields) if fields else ""
 
 
+QUIET = 0.10  # others' share of CPU 0 under which a slice counts as quiet
+
+
+def _quiet_ratio(r: dict[str, Any], name: str, base: str = "echo") -> float | None:
+    """closed-loop rps of `name` over `base`'s in round `r`, when both slices were quiet; else None."""
+    slices = (r["closed"][name], r["closed"][base])
+    shares = [_share(part, "others_on_server_cpu_s") for part in slices]
+    if any(share is None or share >= QUIET for share in shares) or not slices[1]["rps"]:
+        return None
+    return float(slices[0]["rps"]) / float(slices[1]["rps"])
+
+
 def summarize(rounds: list[dict[str, Any]], names: list[str], echo_only: bool) -> tuple[str, bool]:
     """Prints the summary; returns the final `bench:` line and whether the approval share was low."""
     name = _label("hub", echo_only)
@@ -584,6 +596,13 @@ def summarize(rounds: list[dict[str, Any]], names: list[str], echo_only: bool) -
     if ratios:
         say(f"  ratio {name}/echo, paired per round: {_spread(ratios)}")
         say("    " + " ".join(f"{x:.3f}" for x in ratios))
+    quiet = [x for r in rounds if (x := _quiet_ratio(r, "hub")) is not None]
+    if ratios:
+        say(
+            f"  the same over the {len(quiet)} rounds where others used under {100 * QUIET:.0f}% of CPU "
+            f"{SERVER_CPU} in both closed slices: "
+            + (f"median {statistics.median(quiet):.3f}" if quiet else "-")
+        )
     if calibration:
         say(f"  calibration echo2/echo (two identical servers): {_spread(calibration)}")
         say("    " + " ".join(f"{x:.3f}" for x in calibration))
