@@ -1,6 +1,7 @@
 """The load-test figures of loadtest/README.md, measured again with one command (a benchmark, not a test).
 
     .venv/bin/python -m onecard_load.measure                # about 4 minutes on the 2-core machine
+    .venv/bin/python -m onecard_load.measure --tls          # plain and mutual TLS side by side, twice as long
 
 On this machine's two cores the server runs on CPU 0 and Locust (one process) on CPU 1 (`taskset`, as in
 `scripts/bench.py`); every run gets a fresh copy of one seeded campus (20,000 students, `prepare`'s
@@ -16,11 +17,21 @@ approvable limits) on a simulated clock at speed 1 inside the lunch window. Phas
    the p99 stayed within `--p99-ms`; two failed steps in a row end the series. The figure is the highest
    rate at which that step and every step below it passed (the p99 of a 20 s step moves with the few
    stalls that happen in it, so a single passing step above a failed one is not counted);
+   The first failed step is then run again against the do-nothing server at the same rate: when Locust
+   cannot keep that rate within the p99 even there, the client is what limits the figure, not the hub;
 3. the meal-rush shape with its peak at that rate over `--rush-seconds`: p50/p99 per scene.
 
-CPU is reported as a share of one CPU for the server and for Locust: a side near 100% is the one that
-limits the run; "others" is what the rest of the machine used meanwhile. Results (every Locust CSV, the
-logs, `measure.md`, `measure.json`; not the campus copies) go to loadtest/results/<timestamp>-measure/.
+With `--tls` every run is made twice, plain text then mutual TLS (the hub and the do-nothing server
+serving `--tls` with a PKI made for the campus, each user presenting its terminal's certificate), the
+steps at the same rates, and the figures are printed side by side.
+
+CPU is reported as a share of one CPU for the server and for Locust, and as µs per call; the `limits`
+column names the side at 90% of its CPU or more (`Locust`, `server`), or `others` when the rest of the
+machine used 30% of a CPU or more, or `neither` (no side saturated: the latency comes from stalls). The
+closing lines say what that means: the hub's ceiling against its CPU per call (the rate it would take
+with a whole core), Locust's own cost per call, the steady figure as a share of both. Results (every
+Locust CSV, the logs, `measure.md`, `measure.json`; not the campus copies) go to
+loadtest/results/<timestamp>-measure/.
 """
 
 from __future__ import annotations
@@ -33,12 +44,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from onecard_load.headless import LocustResult, run_locust
-from onecard_load.prepare import Campus, PrepareError, prepare
+from onecard_load.figures import RUN_HEADER, Measured, Series, per_scene, verdicts
+from onecard_load.headless import run_locust
+from onecard_load.prepare import Campus, PrepareError, make_pki, prepare
 from onecard_load.processes import (
     REPO,
     SERVER_CPU,
@@ -50,87 +61,31 @@ from onecard_load.processes import (
 )
 from onecard_load.profiles import LUNCH_CLOCK_START, users_for_rate
 from onecard_load.run import RESULTS, results_folder
-from onecard_load.stats import StatsRow, scene_of
 
 __all__ = ["main"]
 
 ECHO_SERVER = REPO / "scripts" / "echo_server.py"
 STEP_FRACTIONS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-MIN_SENT_SHARE = 0.95
 
 
 def say(message: str = "") -> None:
     print(message, flush=True)
 
 
-@dataclass(frozen=True)
-class Measured:
-    label: str
-    server: str  # "hub" | "echo"
-    wanted_rate: float | None  # the steady rate asked for; None for a closed loop or a shape
-    wanted_text: str
-    result: LocustResult
-
-    @property
-    def total(self) -> StatsRow:
-        return self.result.total
-
-    def passed(self, p99_limit: float) -> bool:
-        total = self.total
-        if self.wanted_rate is None or total.failures or total.p99_ms is None:
-            return False
-        return total.rps >= MIN_SENT_SHARE * self.wanted_rate and total.p99_ms <= p99_limit
-
-    def row(self) -> str:
-        total, cpu = self.total, self.result.cpu
-        return (
-            f"| {self.label} | {self.server} | {self.wanted_text} | {total.rps:.0f} | "
-            f"{_ms(total.p50_ms)} | {_ms(total.p99_ms)} | {total.failures} | "
-            f"{_pct(cpu.get('server'))} | {_pct(cpu.get('locust'))} | {_pct(cpu.get('others'))} |"
-        )
-
-    def as_json(self) -> dict[str, Any]:
-        total = self.total
-        return {
-            "label": self.label,
-            "server": self.server,
-            "wanted_rate": self.wanted_rate,
-            "rps": round(total.rps, 1),
-            "requests": total.requests,
-            "failures": total.failures,
-            "p50_ms": total.p50_ms,
-            "p99_ms": total.p99_ms,
-            "approved": self.result.approved,
-            "declined": self.result.declined,
-            "cpu": self.result.cpu,
-            "csv": str(self.result.csv_prefix),
-        }
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:g}"
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.0f}%"
-
-
-RUN_HEADER = (
-    "| run | server | wanted | req/s | p50 ms | p99 ms | failures | server CPU | Locust CPU | others |\n"
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-)
-
-
 class Bench:
-    def __init__(self, args: argparse.Namespace, children: Children, campus: Campus, out: Path) -> None:
+    def __init__(
+        self, args: argparse.Namespace, children: Children, campus: Campus, out: Path, pki: Path | None
+    ) -> None:
         self.args = args
         self.children = children
         self.campus = campus
         self.out = out
+        self.pki = pki  # the PKI of the TLS runs
         self.runs = 0
 
-    def _server(self, server: str, folder: Path) -> tuple[str, int]:
+    def _server(self, server: str, folder: Path, mode: str) -> tuple[str, int]:
         clock = ["--clock-start", LUNCH_CLOCK_START, "--clock-speed", "1"]
+        tls = ["--tls", str(self.pki)] if mode == "tls" and self.pki is not None else []
         if server == "hub":
             db = folder / "hub.db"
             for suffix in ("", "-wal", "-shm"):
@@ -138,9 +93,9 @@ class Bench:
                 if source.exists():
                     shutil.copyfile(source, f"{db}{suffix}")
             argv = [*hub_command(), "serve", "--db", str(db), "--keys", str(self.campus.keys)]
-            argv += ["--listen", "127.0.0.1:0", "--log-level", "WARNING", *clock]
+            argv += ["--listen", "127.0.0.1:0", "--log-level", "WARNING", *clock, *tls]
         else:
-            argv = [sys.executable, str(ECHO_SERVER), "--listen", "127.0.0.1:0", *clock]
+            argv = [sys.executable, str(ECHO_SERVER), "--listen", "127.0.0.1:0", *clock, *tls]
         log = folder / "server.log"
         proc = self.children.start(argv, log=log, cpu=SERVER_CPU)
         try:
@@ -157,11 +112,15 @@ class Bench:
         locust_args: list[str],
         wanted: float | None,
         wanted_text: str,
+        mode: str = "plain",
     ) -> Measured:
         self.runs += 1
-        folder = self.out / f"{self.runs:02d}-{label.replace(' ', '-').replace('/', '')}"
+        name = f"{label} {mode}".replace(" ", "-").replace("/", "")
+        folder = self.out / f"{self.runs:02d}-{name}"
         folder.mkdir()
-        target, pid = self._server(server, folder)
+        target, pid = self._server(server, folder, mode)
+        if mode == "tls" and self.pki is not None:
+            locust_args = [*locust_args, "--tls", str(self.pki)]
         try:
             result = run_locust(
                 self.children,
@@ -180,7 +139,7 @@ class Bench:
         if result.status != 0 or result.total.failures:
             say(f"  note: Locust exited {result.status} with {result.total.failures} failures:")
             say(tail(result.log, 8))
-        measured = Measured(label, server, wanted, wanted_text, result)
+        measured = Measured(label, server, wanted, wanted_text, result, mode)
         say(measured.row())
         return measured
 
@@ -189,31 +148,30 @@ class Bench:
         warmup, seconds = self.args.warmup_seconds, self.args.step_seconds
         return ["--warmup-seconds", f"{warmup:g}", "-t", f"{warmup + seconds:g}s"]
 
-    def closed_loop(self, server: str) -> Measured:
+    def closed_loop(self, server: str, mode: str) -> Measured:
         users = str(self.args.ceiling_users)
         locust_args = ["--user-rate", "0", "-u", users, "-r", users, *self._timing()]
         wanted = f"closed loop, {users} users"
-        return self.run(f"ceiling {server}", server, "steady", locust_args, None, wanted)
+        return self.run(f"ceiling {server}", server, "steady", locust_args, None, wanted, mode)
 
-    def steady(self, rate: float) -> Measured:
+    def steady(self, rate: float, mode: str, server: str = "hub") -> Measured:
         users = users_for_rate(rate, self.args.user_rate)
         locust_args = [
             "--user-rate", f"{self.args.user_rate:g}",
             "-u", str(users), "-r", str(users),
             *self._timing(),
         ]  # fmt: skip
-        return self.run(
-            f"steady {rate:.0f}", "hub", "steady", locust_args, rate, f"{rate:.0f}/s, {users} users"
-        )
+        label = f"steady {rate:.0f}" if server == "hub" else f"steady {rate:.0f} vs echo"
+        return self.run(label, server, "steady", locust_args, rate, f"{rate:.0f}/s, {users} users", mode)
 
-    def meal_rush(self, peak: float) -> Measured:
+    def meal_rush(self, peak: float, mode: str) -> Measured:
         locust_args = [
             "--user-rate", f"{self.args.user_rate:g}",
             "--peak-rate", f"{peak:g}",
             "--shape-seconds", f"{self.args.rush_seconds:g}",
         ]  # fmt: skip
         wanted = f"peak {peak:.0f}/s, {self.args.rush_seconds:g} s"
-        return self.run(f"meal-rush {peak:.0f}", "hub", "meal-rush", locust_args, None, wanted)
+        return self.run(f"meal-rush {peak:.0f}", "hub", "meal-rush", locust_args, None, wanted, mode)
 
 
 def code_version() -> str:
@@ -235,29 +193,6 @@ def step_rates(args: argparse.Namespace, hub_ceiling: float) -> list[float]:
     return rates
 
 
-def per_scene(result: LocustResult) -> str:
-    """p50/p99 of each scene's approvals, and how many of its taps were declined (and why)."""
-    lines = [
-        "| scene | approved | p50 ms | p99 ms | req/s | declined (reason: count) |",
-        "|---|---:|---:|---:|---:|---|",
-    ]
-    scenes = sorted({s for row in result.tap_rows() if (s := scene_of(row.name)) is not None})
-    for scene in scenes:
-        rows = [row for row in result.tap_rows() if scene_of(row.name) == scene]
-        approved = next((row for row in rows if not row.declined), None)
-        declines = (
-            ", ".join(f"{row.decline_reason}: {row.requests}" for row in rows if row.declined) or "none"
-        )
-        if approved is None:
-            lines.append(f"| {scene} | 0 | - | - | - | {declines} |")
-            continue
-        lines.append(
-            f"| {scene} | {approved.requests - approved.failures} | {_ms(approved.p50_ms)} | "
-            f"{_ms(approved.p99_ms)} | {approved.rps:.0f} | {declines} |"
-        )
-    return "\n".join(lines)
-
-
 def measure(args: argparse.Namespace, children: Children, out: Path, work: Path) -> dict[str, Any]:
     load = os.getloadavg()[0]
     if load > 0.5:
@@ -267,65 +202,72 @@ def measure(args: argparse.Namespace, children: Children, out: Path, work: Path)
         )
     started = time.monotonic()
     campus = prepare(work / "campus", students=args.students)
-    say(f"seeded {args.students} students; pinned: {children.pin} (server CPU 0, Locust CPU 1)")
+    pki = make_pki(campus.keys, work / "pki") if args.tls else None
+    modes = ["plain", "tls"] if args.tls else ["plain"]
+    say(
+        f"seeded {args.students} students; pinned: {children.pin} (server CPU 0, Locust CPU 1); "
+        f"modes: {', '.join(modes)}"
+    )
     say(f"hub code: {code_version()}")
-    bench = Bench(args, children, campus, out)
+    bench = Bench(args, children, campus, out, pki)
     say()
     say(RUN_HEADER)
-    echo = None if args.skip_echo else bench.closed_loop("echo")
-    hub = bench.closed_loop("hub")
-    steps: list[Measured] = []
-    best: Measured | None = None  # highest step with every step up to it passing
-    misses = 0
-    for rate in step_rates(args, hub.total.rps):
-        step = bench.steady(rate)
-        steps.append(step)
-        if step.passed(args.p99_ms):
-            misses = 0
-            if len(steps) == 1 or best is steps[-2]:
-                best = step
-        else:
-            misses += 1
-            if misses == 2:
-                break
-    peak = args.rush_peak or (best.wanted_rate if best is not None else None)
-    rush = bench.meal_rush(peak) if peak else None
+    echo = {} if args.skip_echo else {mode: bench.closed_loop("echo", mode) for mode in modes}
+    hub = {mode: bench.closed_loop("hub", mode) for mode in modes}
+    series = {mode: Series(mode, []) for mode in modes}
+    for rate in step_rates(args, hub["plain"].total.rps):  # the same rates for both modes, side by side
+        for mode in modes:
+            if not series[mode].done:
+                series[mode].add(bench.steady(rate, mode), args.p99_ms)
+        if all(run.done for run in series.values()):
+            break
+    for run in series.values():
+        failed = run.first_failure(args.p99_ms)
+        if failed is not None and failed.wanted_rate and not args.skip_echo:
+            run.echo_check = bench.steady(failed.wanted_rate, run.mode, server="echo")
+    rushes: dict[str, Measured] = {}
+    for mode, run in series.items():
+        peak = args.rush_peak or (run.best.wanted_rate if run.best is not None else None)
+        if peak:
+            rushes[mode] = bench.meal_rush(peak, mode)
     say()
-    best_text = (
-        f"{best.wanted_rate:.0f} taps/s (achieved {best.total.rps:.0f}/s, p99 {best.total.p99_ms:g} ms)"
-        if best is not None and best.wanted_rate is not None
-        else "none of the steps"
-    )
-    passing = [f"{m.wanted_rate:.0f}" for m in steps if m.passed(args.p99_ms)]
-    passing_text = ", ".join(passing) or "none"
-    say(f"highest steady rate with p99 ≤ {args.p99_ms:g} ms (it and every step below): {best_text}")
-    say(f"steps that passed: {passing_text}")
-    if rush is not None:
-        say(f"meal rush, peak {peak:.0f} taps/s over {args.rush_seconds:g} s, per scene (approved taps):")
+    said = verdicts(args, echo, hub, series)
+    for line in said:
+        say(line)
+    for mode, run in series.items():
+        say(
+            f"[{mode}] steps that passed: "
+            + (", ".join(f"{m.wanted_rate:.0f}" for m in run.steps if m.passed(args.p99_ms)) or "none")
+        )
+    for mode, rush in rushes.items():
+        say(f"[{mode}] meal rush, {rush.wanted_text}, per scene (approved taps):")
         say(per_scene(rush.result))
     say(f"measured in {time.monotonic() - started:.0f} s; results in {out}")
+    runs = [*echo.values(), *hub.values(), *(m for run in series.values() for m in run.steps)]
+    runs += [run.echo_check for run in series.values() if run.echo_check is not None]
+    runs += list(rushes.values())
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "code": code_version(),
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "pinned": children.pin,
         "load_average_before": round(load, 2),
-        "echo_ceiling": echo.as_json() if echo else None,
-        "hub_ceiling": hub.as_json(),
-        "steps": [step.as_json() for step in steps],
-        "best_steady_rate": best.wanted_rate if best else None,
-        "meal_rush": rush.as_json() if rush else None,
+        "modes": {
+            mode: {
+                "echo_ceiling": echo[mode].as_json() if mode in echo else None,
+                "hub_ceiling": hub[mode].as_json(),
+                "steps": [step.as_json() for step in series[mode].steps],
+                "best_steady_rate": best.wanted_rate if (best := series[mode].best) else None,
+                "echo_check": check.as_json() if (check := series[mode].echo_check) else None,
+                "meal_rush": rushes[mode].as_json() if mode in rushes else None,
+            }
+            for mode in modes
+        },
+        "verdicts": said,
     }
-    lines = [RUN_HEADER]
-    lines += [m.row() for m in (echo, hub, *steps, rush) if m is not None]
-    lines += [
-        "",
-        f"highest steady rate with p99 ≤ {args.p99_ms:g} ms (it and every step below): {best_text}",
-        f"steps that passed: {passing_text}",
-        f"hub code: {report['code']}",
-    ]
-    if rush is not None:
-        lines += ["", per_scene(rush.result)]
+    lines = [RUN_HEADER, *(m.row() for m in runs), "", *said, f"hub code: {report['code']}"]
+    for mode, rush in rushes.items():
+        lines += ["", f"meal rush ({mode}), {rush.wanted_text}:", "", per_scene(rush.result)]
     (out / "measure.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (out / "measure.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
     return report
@@ -346,7 +288,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--rush-seconds", type=float, default=60.0, help="length of the meal rush [60]")
     parser.add_argument("--rush-peak", type=float, default=0.0, help="meal-rush peak [the best steady rate]")
-    parser.add_argument("--skip-echo", action="store_true", help="skip Locust's ceiling against echo")
+    parser.add_argument(
+        "--skip-echo",
+        action="store_true",
+        help="skip Locust's runs against the do-nothing server (its ceiling, the check of the first "
+        "failed step)",
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="measure over mutual TLS too (a PKI made for the campus): every run plain, then TLS, "
+        "side by side",
+    )
     parser.add_argument(
         "--out", type=Path, default=None, help="results folder [loadtest/results/<time>-measure/]"
     )

@@ -15,6 +15,7 @@ import pytest
 
 from onecard_client.campus import CardCredential
 from onecard_load.deck import MAX_ATC, CardDeck, NoFreeCard, atc_floor, card_slice, decks_by_school
+from onecard_load.figures import limiting_side
 from onecard_load.profiles import MEAL_RUSH, MORNING_GATE, RushProfile, users_for_rate
 from onecard_load.stats import aggregated, read_stats, scene_of
 
@@ -144,3 +145,18 @@ def test_the_tools_around_locust_never_import_gevent() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""
+
+
+@pytest.mark.parametrize(
+    ("cpu", "side"),
+    [
+        ({"server": 0.97, "locust": 0.70, "others": 0.02}, "server"),
+        ({"server": 0.80, "locust": 0.99, "others": 0.02}, "Locust"),
+        ({"server": 0.95, "locust": 0.93, "others": 0.00}, "Locust and server"),
+        ({"server": 0.50, "locust": 0.40, "others": 0.45}, "others"),
+        ({"server": 0.60, "locust": 0.45, "others": 0.05}, "neither"),
+        ({}, "neither"),
+    ],
+)
+def test_the_side_that_limits_a_run_is_the_one_near_a_whole_cpu(cpu: dict[str, float], side: str) -> None:
+    assert limiting_side(cpu) == side
