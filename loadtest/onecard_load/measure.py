@@ -214,6 +214,12 @@ def measure(args: argparse.Namespace, children: Children, out: Path, work: Path)
     say(RUN_HEADER)
     echo = {} if args.skip_echo else {mode: bench.closed_loop("echo", mode) for mode in modes}
     hub = {mode: bench.closed_loop("hub", mode) for mode in modes}
+    if hub["plain"].limits == "others" and not args.rates:
+        say(
+            f"!!! the hub's ceiling was measured while the rest of the machine used "
+            f"{100 * hub['plain'].result.cpu.get('others', 0.0):.0f}% of a CPU: the steps made from it are "
+            "off (re-run on a quiet machine, or give the rates with --rates)"
+        )
     series = {mode: Series(mode, []) for mode in modes}
     for rate in step_rates(args, hub["plain"].total.rps):  # the same rates for both modes, side by side
         for mode in modes:
