@@ -8,7 +8,15 @@ nothing reaches a terminal before it is durable. Subscribing reads the durable s
 registers the subscriber in one step with no await between, so no change falls between the
 first message and the live ones, and none comes twice.
 
-Each subscriber has a bounded queue (`max_queue` messages, one per committed batch that changed
+Fan-out is cheap because most of it is shared: a committed batch makes one message per school it
+changed, encoded once (`FeedMessage.wire`, blocklist_wire.py), and every stream of the school sends
+those same bytes; a subscriber is a list of waiting messages and a future its stream waits on when
+the list is empty, so a change costs a list append and one wake-up per stream. Messages that wait
+for one stream together go out as one (their bytes joined; a terminal applies the same changes).
+A school's snapshot is made and encoded once per version, whatever the number of terminals that
+subscribe from scratch.
+
+Each subscriber holds at most `max_queue` waiting messages (one per committed batch that changed
 its school's list). A subscriber that falls that far behind is dropped with RESOURCE_EXHAUSTED
 (it reconnects with the version it holds and gets a delta or a snapshot); memory never grows
 without bound. `close()` (the server stopping) ends every stream with UNAVAILABLE, at once.
@@ -27,19 +35,20 @@ Over a bound the new stream is refused with RESOURCE_EXHAUSTED / OVERLOADED, Err
 "bound" naming it ("connection", "school", "hub"); the streams already open keep running.
 Replacing never counts against a bound the old stream held. A stream that ends for any reason
 (replaced, dropped, cancelled by the client, the connection lost) leaves the feed at once and its
-queued messages are let go.
+waiting messages are let go.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Protocol
 
-from onecard_hub.domain.blocklist import BlocklistChange
+from onecard_hub.blocklist_wire import encode_delta, encode_snapshot, joined
+from onecard_hub.domain.blocklist import BlocklistChange, BlocklistSnapshot
 from onecard_hub.domain.campus import Campus
 from onecard_hub.domain.errors import FailedPrecondition, HubError, Overloaded, Unavailable
 from onecard_hub.store.records import Batch
@@ -49,12 +58,12 @@ log = logging.getLogger(__name__)
 MAX_QUEUE = 256  # messages per subscriber
 MAX_SUBSCRIBERS = 20_000  # on the hub: the last line
 # A school: its gates, POS, library desks and exam tablets, one stream each (`make bench-blocklist`
-# seeds 200 in one school); 2,000 leaves room and still keeps one school to a tenth of the hub.
+# seeds up to 2,000 in a school); 2,000 leaves room and still keeps one school to a tenth of the hub.
 MAX_PER_SCHOOL = 2_000
 # One connection (HTTP/2 peer). With mutual TLS a terminal has its own connection, so one stream;
 # in plain text every client of a process shares one connection (gRPC's global subchannel pool):
-# `make bench-blocklist` puts 200 terminals' streams on one. Half of server.MAX_CONCURRENT_STREAMS,
-# so the unary calls of that connection always find a free stream.
+# `make bench-blocklist` puts up to 500 terminals' streams on each of its connections. Half of
+# server.MAX_CONCURRENT_STREAMS, so the unary calls of that connection always find a free stream.
 MAX_PER_CONNECTION = 1_000
 STREAM_REPLACED = "STREAM_REPLACED"
 
@@ -86,16 +95,46 @@ class FeedWatch(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class FeedMessage:
-    """What a terminal applies: a snapshot (replace the whole list) or changes (in version order)."""
+    """What a terminal applies: a snapshot (replace the whole list) or changes (in version order).
+
+    `wire` is the message as it goes on the stream, encoded once (blocklist_wire.py): a live message
+    is one object per school and committed batch, shared by every stream of the school."""
 
     snapshot: bool
     version: int  # the version the terminal holds once it applied this message
     card_nos: list[str] = field(default_factory=list)  # snapshot only
     changes: list[BlocklistChange] = field(default_factory=list)
+    wire: bytes = field(default=b"", repr=False, compare=False)
+    durable_at: float = field(default=0.0, repr=False, compare=False)  # perf_counter(); live ones
+
+    @staticmethod
+    def of_snapshot(snapshot: BlocklistSnapshot) -> FeedMessage:
+        wire = encode_snapshot(snapshot.version, snapshot.card_nos)
+        return FeedMessage(True, snapshot.version, card_nos=snapshot.card_nos, wire=wire)
+
+    @staticmethod
+    def of_changes(version: int, changes: list[BlocklistChange], durable_at: float = 0.0) -> FeedMessage:
+        return FeedMessage(
+            False, version, changes=changes, wire=encode_delta(version, changes), durable_at=durable_at
+        )
+
+    @staticmethod
+    def merged(messages: list[FeedMessage]) -> FeedMessage:
+        """Live messages waiting for one stream, oldest first, as one (their bytes concatenated)."""
+        if len(messages) == 1:
+            return messages[0]
+        return FeedMessage(
+            False,
+            messages[-1].version,
+            changes=[change for message in messages for change in message.changes],
+            wire=joined([message.wire for message in messages]),
+            durable_at=messages[0].durable_at,
+        )
 
 
 class Subscription:
-    """One terminal's stream: its first message, then a bounded queue of live changes."""
+    """One terminal's stream: its first message, then the live messages waiting for it (at most
+    `max_queue`), sent as one message when several wait."""
 
     def __init__(
         self, feed: BlocklistFeed, school_id: str, terminal_id: str, connection: str, first: FeedMessage
@@ -105,16 +144,14 @@ class Subscription:
         self.terminal_id = terminal_id
         self.connection = connection
         self.first: FeedMessage | None = first  # None once sent (a snapshot can be large)
-        # (when the changes became durable, perf_counter(); the changes), or None to wake the consumer
-        self.queue: asyncio.Queue[tuple[float, list[BlocklistChange]] | None] = asyncio.Queue(feed.max_queue)
+        self.pending: list[FeedMessage] = []  # live messages not yet sent, oldest first
+        self._wake: asyncio.Future[None] | None = None  # set while the consumer waits for one
         self.ended: HubError | None = None
 
-    def offer(self, changes: list[BlocklistChange], durable_at: float = 0.0) -> None:
+    def offer(self, message: FeedMessage) -> None:
         if self.ended is not None:
             return
-        try:
-            self.queue.put_nowait((durable_at or perf_counter(), changes))
-        except asyncio.QueueFull:
+        if len(self.pending) >= self._feed.max_queue:
             log.warning("blocklist stream of %s dropped: it fell behind", self.terminal_id)
             if self._feed.watch is not None:
                 self._feed.watch.feed_dropped()
@@ -123,39 +160,50 @@ class Subscription:
                     "the terminal fell behind the blocklist stream; reconnect with the version it holds"
                 )
             )
+            return
+        self.pending.append(message)
+        self._wake_up()
+
+    def _wake_up(self) -> None:
+        wake, self._wake = self._wake, None
+        if wake is not None and not wake.done():
+            wake.set_result(None)
 
     def end(self, error: HubError) -> None:
         """Ends the stream with `error`; the consumer sees it at its next message.
 
-        The queued changes are let go now: the consumer may be stuck sending to a peer that
+        The waiting messages are let go now: the consumer may be stuck sending to a peer that
         stopped reading, and must not hold up to `max_queue` messages until its connection dies.
         """
         if self.ended is None:
             self.ended = error
             self._feed.unsubscribe(self)
         self.first = None
-        while not self.queue.empty():
-            self.queue.get_nowait()
-        self.queue.put_nowait(None)  # wakes a consumer waiting on the empty queue
+        self.pending = []
+        self._wake_up()
 
-    async def messages(self) -> AsyncIterator[FeedMessage]:
+    async def messages(self) -> AsyncGenerator[FeedMessage, None]:
         """The first message, then live ones until the stream ends (the error is raised)."""
         try:
             first, self.first = self.first, None
             if first is not None:  # None: ended before it was sent
                 yield first
             while True:
-                item = await self.queue.get()
                 if self.ended is not None:
                     raise self.ended
-                if item is None:
+                pending = self.pending
+                if not pending:
+                    self._wake = asyncio.get_running_loop().create_future()
+                    await self._wake
                     continue
-                durable_at, changes = item
-                yield FeedMessage(False, changes[-1].version, changes=changes)
+                self.pending = []
+                message = FeedMessage.merged(pending)
+                yield message
                 watch = self._feed.watch  # resumed once gRPC wrote the message
                 if watch is not None:
-                    watch.feed_delivered(perf_counter() - durable_at)
+                    watch.feed_delivered(perf_counter() - message.durable_at)
         finally:
+            self._wake = None
             self._feed.unsubscribe(self)
 
 
@@ -179,6 +227,9 @@ class BlocklistFeed:
         self._by_terminal: dict[str, Subscription] = {}
         self._by_school: dict[str, dict[str, Subscription]] = {}  # school → terminal → its stream
         self._by_connection: dict[str, int] = {}  # peer → streams open on it
+        # The last snapshot of each school: the terminals of a school that (re)connect together
+        # (after a restart of the hub) get the same one, made and encoded once.
+        self._snapshots: dict[str, FeedMessage] = {}
         self._closed = False
         self.watch: FeedWatch | None = None  # publish lag and drops (telemetry/); None when off
 
@@ -210,10 +261,11 @@ class BlocklistFeed:
         blocklist = self.campus.blocklist(school_id)
         delta = blocklist.delta_since(since_version)
         if delta is None:
-            snap = blocklist.snapshot()
-            first = FeedMessage(True, snap.version, card_nos=snap.card_nos)
+            first = self._snapshots.get(school_id)
+            if first is None or first.version != blocklist.durable_version:
+                first = self._snapshots[school_id] = FeedMessage.of_snapshot(blocklist.snapshot())
         else:
-            first = FeedMessage(False, blocklist.durable_version, changes=delta)
+            first = FeedMessage.of_changes(blocklist.durable_version, delta)
         if old is not None:
             log.info("blocklist stream of %s replaced by a new one", terminal_id)
             old.end(replaced())
@@ -266,8 +318,11 @@ class BlocklistFeed:
             by_school.setdefault(change.school_id, []).append(change)
         for school_id, changes in by_school.items():
             changes.sort(key=lambda c: c.version)
-            for subscription in list(self._by_school.get(school_id, {}).values()):
-                subscription.offer(changes, durable_at)
+            streams = self._by_school.get(school_id)
+            if streams:  # encoded once; every stream of the school sends the same bytes
+                message = FeedMessage.of_changes(changes[-1].version, changes, durable_at)
+                for subscription in list(streams.values()):
+                    subscription.offer(message)
 
     def close(self) -> None:
         """Ends every stream with UNAVAILABLE (the hub is stopping); refuses new ones."""

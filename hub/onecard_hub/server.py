@@ -27,7 +27,7 @@ from onecard.grants.v1 import grant_service_pb2, grant_service_pb2_grpc
 from onecard.library.v1 import library_service_pb2, library_service_pb2_grpc
 from onecard.records.v1 import student_records_service_pb2, student_records_service_pb2_grpc
 from onecard.settlement.v1 import settlement_service_pb2, settlement_service_pb2_grpc
-from onecard.terminal.v1 import terminal_service_pb2, terminal_service_pb2_grpc
+from onecard.terminal.v1 import terminal_service_pb2
 from onecard_hub.api.admin import AdminServicer
 from onecard_hub.api.authorization import AuthorizationServicer
 from onecard_hub.api.card_office import CardOfficeServicer
@@ -41,7 +41,7 @@ from onecard_hub.api.identity import Identity
 from onecard_hub.api.library import LibraryAdminServicer, LibraryServicer
 from onecard_hub.api.settlement import SettlementServicer
 from onecard_hub.api.student_records import StudentRecordsServicer
-from onecard_hub.api.terminal import TerminalServicer
+from onecard_hub.api.terminal import TerminalServicer, add_terminal_service
 from onecard_hub.bank.gateway import BankGateway
 from onecard_hub.blocklist_feed import MAX_PER_CONNECTION
 from onecard_hub.cardsys_feed import CardsysFeed, start_cardsys_feed
@@ -86,7 +86,7 @@ SERVICE_NAMES = (
 # the busiest ones stay far below: `make bench` keeps 64 calls in flight on one channel, the
 # simulators up to 128 taps (`--max-in-flight`) plus a heartbeat and a blocklist stream per
 # terminal, a Locust process one call per user (200 users in the largest runs of loadtest/README.md),
-# `make bench-blocklist` 200 streams. Blocklist streams may take half (blocklist_feed's
+# `make bench-blocklist` up to 500 streams. Blocklist streams may take half (blocklist_feed's
 # MAX_PER_CONNECTION), so unary calls always keep 1,000 — fifteen times the bench's load.
 MAX_CONCURRENT_STREAMS = 2 * MAX_PER_CONNECTION
 GRPC_OPTIONS = [
@@ -235,10 +235,7 @@ async def _serving(
         authorization_service_pb2_grpc.add_AuthorizationServiceServicer_to_server,
         AuthorizationServicer(hub, fingerprint, identity),
     )
-    register(
-        terminal_service_pb2_grpc.add_TerminalServiceServicer_to_server,
-        TerminalServicer(hub, clock, identity),
-    )
+    register(add_terminal_service, TerminalServicer(hub, clock, identity))  # WatchBlocklist sends bytes
     register(
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server, AdminServicer(hub, fingerprint, identity)
     )

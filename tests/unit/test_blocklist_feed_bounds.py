@@ -35,16 +35,16 @@ async def test_a_replaced_stream_lets_its_queue_go_and_ends_with_stream_replaced
     old = feed.subscribe("sc", "T-1", 0, "peer-1")
     for card_no in ("A", "B", "C"):
         _commit(feed, "sc", card_no)
-    assert old.queue.qsize() == 3
+    assert len(old.pending) == 3
     new = feed.subscribe("sc", "T-1", 0, "peer-2")
-    assert old.queue.qsize() == 1 and old.first is None  # only the wake-up left
+    assert old.pending == [] and old.first is None  # its waiting messages let go
     assert (feed.subscribers, feed.on_connection("peer-1"), feed.on_connection("peer-2")) == (1, 0, 1)
     with pytest.raises(FailedPrecondition) as replaced:
         await _read_all(old)
     assert replaced.value.reason == "STREAM_REPLACED"
     assert new.first is not None and new.first.snapshot and new.first.version == 3
     _commit(feed, "sc", "D")
-    assert new.queue.qsize() == 1
+    assert len(new.pending) == 1
 
 
 async def test_a_cancelled_stream_leaves_the_feed() -> None:

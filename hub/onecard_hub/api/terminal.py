@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, cast
 
 import grpc
 
@@ -11,7 +12,6 @@ from onecard.terminal.v1 import terminal_service_pb2_grpc as pb_grpc
 from onecard_hub import fleet
 from onecard_hub.api import convert
 from onecard_hub.api.identity import Identity
-from onecard_hub.blocklist_feed import FeedMessage
 from onecard_hub.domain.clock import TIME_ZONE, Clock, SimulatedClock
 from onecard_hub.domain.errors import InvalidArgument
 from onecard_hub.domain.terminal_config import TerminalConfig
@@ -118,9 +118,10 @@ class TerminalServicer(pb_grpc.TerminalServiceServicer):
         response.now.FromMilliseconds(answer.now_ms)
         return response
 
-    async def WatchBlocklist(
+    async def WatchBlocklist(  # type: ignore[override]  # bytes: see add_terminal_service
         self, request: pb.WatchBlocklistRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.WatchBlocklistResponse]:
+    ) -> AsyncIterator[bytes]:
+        """Each message as the feed encoded it, once for every stream of the school."""
         terminal = self._identity.terminal(context)
         convert.same_terminal(request.terminal_id, terminal)
         if request.since_version < 0:
@@ -129,18 +130,52 @@ class TerminalServicer(pb_grpc.TerminalServiceServicer):
             terminal.school_id, terminal.terminal_id, request.since_version, context.peer()
         )
         async for message in subscription.messages():
-            yield blocklist_message(message)
+            yield message.wire
 
 
-def blocklist_message(message: FeedMessage) -> pb.WatchBlocklistResponse:
-    response = pb.WatchBlocklistResponse(
-        snapshot=message.snapshot, version=message.version, blocked_card_nos=message.card_nos
-    )
-    for change in message.changes:
-        item = response.changes.add(
-            version=change.version,
-            card_no=change.card_no,
-            kind=pb.BLOCKLIST_CHANGE_KIND_ADDED if change.added else pb.BLOCKLIST_CHANGE_KIND_REMOVED,
-        )
-        item.changed_at.FromMilliseconds(change.changed_ms)
-    return response
+WATCH_BLOCKLIST = "WatchBlocklist"
+_SERVICE = pb.DESCRIPTOR.services_by_name["TerminalService"]
+
+
+def add_terminal_service(servicer: TerminalServicer, server: grpc.aio.Server) -> None:
+    """Registers the servicer as the generated `add_TerminalServiceServicer_to_server` does, but
+    WatchBlocklist sends bytes: the feed encodes a change once for every stream of its school
+    (blocklist_wire.py), so its response serializer passes them through as they are. The wire is
+    the same WatchBlocklistResponse."""
+    pb_grpc.add_TerminalServiceServicer_to_server(servicer, cast(grpc.aio.Server, _BytesForWatch(server)))
+
+
+class _Call(grpc.HandlerCallDetails):
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.invocation_metadata = ()
+
+
+def _bytes_out(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    behavior = handler.unary_stream
+    assert behavior is not None  # WatchBlocklist streams its answer
+    # No serializer: gRPC writes what the handler yields, which must be bytes.
+    return grpc.unary_stream_rpc_method_handler(behavior, handler.request_deserializer, None)
+
+
+class _BytesForWatch:
+    """The server as the generated registration sees it: WatchBlocklist's handler, looked up by
+    name, gets a response serializer that passes bytes through; every other handler is left as is."""
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self._server = server
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        out: list[grpc.GenericRpcHandler] = []
+        for handler in handlers:
+            methods = {}
+            for method in _SERVICE.methods:
+                found = handler.service(_Call(f"/{_SERVICE.full_name}/{method.name}"))
+                if found is not None:
+                    methods[method.name] = _bytes_out(found) if method.name == WATCH_BLOCKLIST else found
+            out.append(grpc.method_handlers_generic_handler(_SERVICE.full_name, methods))
+        self._server.add_generic_rpc_handlers(out)
+
+    def add_registered_method_handlers(self, service_name: str, handlers: dict[str, Any]) -> None:
+        changed = {n: _bytes_out(h) if n == WATCH_BLOCKLIST else h for n, h in handlers.items()}
+        self._server.add_registered_method_handlers(service_name, changed)
