@@ -510,12 +510,17 @@ def print_round(r: dict[str, Any], rounds: int, echo_only: bool) -> None:
     base = closed["echo"]["rps"]
     ratios = [f"{_label(n, echo_only)}/echo {closed[n]['rps'] / base:.3f}" for n in r["order"] if n != "echo"]
     say("  ratios: " + ", ".join(ratios) if base > 0 else "  ratios: - (echo made no call)")
-    hub_share = approval_share(outcomes([r], "hub"))
+    counted = outcomes([r], "hub")
+    hub_share = approval_share(counted)
     if hub_share < MIN_APPROVAL_SHARE:
-        say(
-            f"  !!! APPROVAL SHARE {100 * hub_share:.2f}% IS BELOW {100 * MIN_APPROVAL_SHARE:.0f}%: "
+        failed = sum(v for k, v in counted.items() if k.startswith("grpc:"))
+        declined = sum(counted.values()) - counted["APPROVED"] - failed
+        why = (
             "declines are cheap and flatter the hub's figures; check the seed and the traffic"
+            if declined >= failed
+            else f"{failed} calls failed (gRPC errors): the hub was overloaded, or broken"
         )
+        say(f"  !!! APPROVAL SHARE {100 * hub_share:.2f}% IS BELOW {100 * MIN_APPROVAL_SHARE:.0f}%: {why}")
     say()
 
 
