@@ -14,7 +14,10 @@ those same bytes; a subscriber is a list of waiting messages and a future its st
 the list is empty, so a change costs a list append and one wake-up per stream. Messages that wait
 for one stream together go out as one (their bytes joined; a terminal applies the same changes).
 A school's snapshot is made and encoded once per version, whatever the number of terminals that
-subscribe from scratch.
+subscribe from scratch. The streams are woken WAKE_CHUNK at a time, the event loop polling between
+chunks (`_wake_in_chunks`), and a change going to LARGE_FANOUT streams or more pauses the garbage
+collector's automatic collections for a second (collection_pause.py): the writes in flight are
+not walked over and over, and other calls are served during a fan-out.
 
 Each subscriber holds at most `max_queue` waiting messages (one per committed batch that changed
 its school's list). A subscriber that falls that far behind is dropped with RESOURCE_EXHAUSTED
@@ -48,6 +51,7 @@ from time import perf_counter
 from typing import Protocol
 
 from onecard_hub.blocklist_wire import encode_delta, encode_snapshot, joined
+from onecard_hub.collection_pause import CollectionPause
 from onecard_hub.domain.blocklist import BlocklistChange, BlocklistSnapshot
 from onecard_hub.domain.campus import Campus
 from onecard_hub.domain.errors import FailedPrecondition, HubError, Overloaded, Unavailable
@@ -65,6 +69,11 @@ MAX_PER_SCHOOL = 2_000
 # `make bench-blocklist` puts up to 500 terminals' streams on each of its connections. Half of
 # server.MAX_CONCURRENT_STREAMS, so the unary calls of that connection always find a free stream.
 MAX_PER_CONNECTION = 1_000
+# A change going to this many streams or more pauses the automatic garbage collections for
+# FANOUT_PAUSE_S (collection_pause.py): the writes in flight would otherwise be walked again and again.
+LARGE_FANOUT = 1_000
+FANOUT_PAUSE_S = 1.0
+WAKE_CHUNK = 256  # streams woken at once by a change; see _wake_in_chunks
 STREAM_REPLACED = "STREAM_REPLACED"
 
 
@@ -148,9 +157,11 @@ class Subscription:
         self._wake: asyncio.Future[None] | None = None  # set while the consumer waits for one
         self.ended: HubError | None = None
 
-    def offer(self, message: FeedMessage) -> None:
+    def offer(self, message: FeedMessage, *, wake: bool = True) -> bool:
+        """Adds a live message; wakes the consumer unless `wake` is False. True when the consumer
+        waits for a message (and was not woken)."""
         if self.ended is not None:
-            return
+            return False
         if len(self.pending) >= self._feed.max_queue:
             log.warning("blocklist stream of %s dropped: it fell behind", self.terminal_id)
             if self._feed.watch is not None:
@@ -160,9 +171,12 @@ class Subscription:
                     "the terminal fell behind the blocklist stream; reconnect with the version it holds"
                 )
             )
-            return
+            return False
         self.pending.append(message)
+        if not wake:
+            return self._wake is not None
         self._wake_up()
+        return False
 
     def _wake_up(self) -> None:
         wake, self._wake = self._wake, None
@@ -179,7 +193,7 @@ class Subscription:
             self.ended = error
             self._feed.unsubscribe(self)
         self.first = None
-        self.pending = []
+        self.pending.clear()
         self._wake_up()
 
     async def messages(self) -> AsyncGenerator[FeedMessage, None]:
@@ -196,8 +210,8 @@ class Subscription:
                     self._wake = asyncio.get_running_loop().create_future()
                     await self._wake
                     continue
-                self.pending = []
                 message = FeedMessage.merged(pending)
+                pending.clear()  # the same list again: nothing new per message
                 yield message
                 watch = self._feed.watch  # resumed once gRPC wrote the message
                 if watch is not None:
@@ -205,6 +219,16 @@ class Subscription:
         finally:
             self._wake = None
             self._feed.unsubscribe(self)
+
+
+def _wake_in_chunks(waiting: list[Subscription], start: int) -> None:
+    """Wakes WAKE_CHUNK streams, and the next ones once the event loop has run those: the loop
+    polls between chunks, so gRPC's completed writes are let go as the fan-out goes (not thousands
+    of writes in flight at once) and other calls are served in between."""
+    for subscription in waiting[start : start + WAKE_CHUNK]:
+        subscription._wake_up()
+    if start + WAKE_CHUNK < len(waiting):
+        asyncio.get_running_loop().call_soon(_wake_in_chunks, waiting, start + WAKE_CHUNK)
 
 
 class BlocklistFeed:
@@ -231,6 +255,7 @@ class BlocklistFeed:
         # (after a restart of the hub) get the same one, made and encoded once.
         self._snapshots: dict[str, FeedMessage] = {}
         self._closed = False
+        self.collections = CollectionPause()
         self.watch: FeedWatch | None = None  # publish lag and drops (telemetry/); None when off
 
     @property
@@ -316,16 +341,19 @@ class BlocklistFeed:
         for change in batch.blocklist:
             self.campus.blocklist(change.school_id).mark_durable(change.version)
             by_school.setdefault(change.school_id, []).append(change)
+        if sum(len(self._by_school.get(school_id, ())) for school_id in by_school) >= LARGE_FANOUT:
+            self.collections.pause(FANOUT_PAUSE_S)
         for school_id, changes in by_school.items():
             changes.sort(key=lambda c: c.version)
             streams = self._by_school.get(school_id)
             if streams:  # encoded once; every stream of the school sends the same bytes
                 message = FeedMessage.of_changes(changes[-1].version, changes, durable_at)
-                for subscription in list(streams.values()):
-                    subscription.offer(message)
+                waiting = [s for s in list(streams.values()) if s.offer(message, wake=False)]
+                _wake_in_chunks(waiting, 0)
 
     def close(self) -> None:
         """Ends every stream with UNAVAILABLE (the hub is stopping); refuses new ones."""
         self._closed = True
+        self.collections.resume()
         for subscription in list(self._by_terminal.values()):
             subscription.end(Unavailable("the hub is stopping; reconnect with the version you hold"))

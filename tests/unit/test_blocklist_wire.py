@@ -1,19 +1,24 @@
 """WatchBlocklist's messages encoded once: the bytes decode to exactly the message built field by
 field, deltas joined decode as one delta with every change, a stream with several messages waiting
-sends them as one, and a school's snapshot is made once per version."""
+sends them as one, a school's snapshot is made once per version, a large fan-out wakes its streams
+a chunk at a time and pauses the automatic garbage collections."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+from collections.abc import AsyncGenerator
 
 from onecard.terminal.v1 import terminal_service_pb2 as pb
-from onecard_hub.blocklist_feed import BlocklistFeed, FeedMessage
+from onecard_hub.blocklist_feed import LARGE_FANOUT, WAKE_CHUNK, BlocklistFeed, FeedMessage
 from onecard_hub.blocklist_wire import encode_delta, encode_snapshot, joined
+from onecard_hub.collection_pause import CollectionPause
 from onecard_hub.domain.blocklist import BlocklistChange
 from onecard_hub.domain.campus import Campus
 from onecard_hub.domain.ledger import Ledger
 from onecard_hub.domain.model import CardStatus
 from onecard_hub.store.records import Batch
+from tests.helpers import until
 
 WAIT_S = 10.0  # a guard against hanging, never a timing assertion
 
@@ -114,3 +119,48 @@ def test_a_schools_snapshot_is_made_once_per_version() -> None:
     assert pb.WatchBlocklistResponse.FromString(three.first.wire) == pb.WatchBlocklistResponse(
         snapshot=True, version=2, blocked_card_nos=["A", "B"]
     )
+
+
+async def test_a_large_fan_out_wakes_every_stream_in_chunks_and_pauses_collections() -> None:
+    feed = _feed()
+    count = max(2 * WAKE_CHUNK + 3, LARGE_FANOUT)  # three chunks or more; large enough to pause
+    streams = [feed.subscribe("sc", f"T-{i}", 0, "") for i in range(count)]
+    readers = [s.messages() for s in streams]
+    for reader in readers:
+        await asyncio.wait_for(anext(reader), WAIT_S)  # the snapshot
+    got: list[FeedMessage] = []
+
+    async def read(reader: AsyncGenerator[FeedMessage, None]) -> None:
+        got.append(await anext(reader))
+
+    tasks = [asyncio.create_task(read(r)) for r in readers]
+    await asyncio.sleep(0)  # every reader now waits for a message
+    assert all(s._wake is not None for s in streams)
+    _commit(feed, ["A"])
+    woken_now = sum(1 for s in streams if s._wake is None)
+    assert woken_now == WAKE_CHUNK  # the first chunk at once, the rest as the loop goes on
+    await asyncio.wait_for(asyncio.gather(*tasks), WAIT_S)
+    assert len(got) == count and all(m is got[0] for m in got)  # one message, shared
+    assert [c.card_no for c in got[0].changes] == ["A"]
+    assert feed.collections.paused
+    feed.close()
+    assert not feed.collections.paused
+    for reader in readers:
+        await reader.aclose()
+
+
+async def test_a_collection_pause_ends_and_leaves_a_collector_turned_off_by_others_alone() -> None:
+    assert gc.isenabled()
+    pause = CollectionPause()
+    try:
+        pause.pause(0.01)
+        assert pause.paused and not gc.isenabled()
+        pause.pause(0.01)  # extended: still one pause
+        await until(lambda: not pause.paused, "the pause ended")
+        assert gc.isenabled()
+        gc.disable()  # someone else's
+        pause.pause(0.01)
+        assert not pause.paused and not gc.isenabled()
+    finally:
+        pause.resume()
+        gc.enable()
