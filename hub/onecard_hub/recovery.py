@@ -11,22 +11,24 @@ booked offline record (and the debts they left) from offline_transactions.
 
 from __future__ import annotations
 
+import gc
 import json
 from dataclasses import dataclass, field
 
-from onecard_client.credentials import derive_card_key, derive_ecard_key
 from onecard_hub.domain.campus import Campus, GatePass, PinHasher, Purchase
-from onecard_hub.domain.card_lifecycle import CardBook
+from onecard_hub.domain.card_lifecycle import DEAD, CardBook
 from onecard_hub.domain.clock import business_day
 from onecard_hub.domain.exam import CheckIn, ExamSession, Seat
 from onecard_hub.domain.guardian import Guardian, Relation
 from onecard_hub.domain.ledger import Account, AccountKind, Ledger
 from onecard_hub.domain.library import Library, Loan
 from onecard_hub.domain.model import (
+    NO_MEALS,
     BankStatus,
-    Card,
+    CardKeys,
     CardStatus,
     Enrollment,
+    LoadedCard,
     Operator,
     Presence,
     Scene,
@@ -79,48 +81,25 @@ def terminal_from_row(row: TerminalRow, merchant_accounts: dict[str, int]) -> Te
 
 
 def rebuild(snap: Snapshot, keys: HubKeys, pin_hasher: PinHasher, now_ms: int) -> HotState:
-    ledger = Ledger()
-    for a in snap.accounts:
-        ledger.add(Account(a.account_id, AccountKind(a.kind), a.owner, a.balance_fen))
+    was_collecting = gc.isenabled()
+    gc.disable()  # millions of objects that live as long as the hub: no collection halfway through
+    try:
+        return _rebuild(snap, keys, pin_hasher, now_ms)
+    finally:
+        if was_collecting:
+            gc.enable()
+
+
+def _rebuild(snap: Snapshot, keys: HubKeys, pin_hasher: PinHasher, now_ms: int) -> HotState:
+    ledger = _ledger(snap)
     campus = Campus(ledger, pin_hasher)
     for s in snap.schools:
         campus.schools[s.school_id] = School(
             s.school_id, s.name, policy_from_json(s.policy_json), live_scenes_from_text(s.live_scenes)
         )
-    for st in snap.students:
-        campus.students[st.student_id] = Student(
-            student_id=st.student_id,
-            school_id=st.school_id,
-            name_masked=mask_name(st.name),
-            group=StudentGroup(st.student_group),
-            enrollment=Enrollment(st.enrollment),
-            wallet=Wallet(ledger.accounts[st.wallet_account_id]),
-            birth_date=st.birth_date,
-            id_index=st.id_number_index,
-            id_masked=st.id_number_masked,
-        )
-    issuer, ecard = keys.issuer_master.key, keys.ecard_master.key
+    _students(snap, campus)
     card_book = CardBook()  # cards in issue order: the newest live card is the student's current one
-    for c in snap.cards:
-        campus.cards[c.card_no] = Card(
-            card_no=c.card_no,
-            student=campus.students[c.student_id],
-            status=CardStatus(c.status),
-            card_key=derive_card_key(issuer, c.card_no),
-            ecard_key=derive_ecard_key(ecard, c.card_no),
-            pin_hash=c.pin_hash,
-            atc=c.atc,
-            pin_failures=c.pin_failures,
-            presence=Presence(c.presence),
-            ecard_suspended=c.ecard_suspended,
-            ecard_issued=c.ecard_issued,
-            generation=c.generation,
-            bank_code=c.bank_code,
-            bank_status=BankStatus(c.bank_status),
-            issued_ms=c.issued_ms,
-            replaced_by=c.replaced_by,
-        )
-        card_book.note_card(campus.cards[c.card_no])
+    _cards(snap, campus, card_book, CardKeys(keys.issuer_master.key, keys.ecard_master.key))
     for g in snap.guardians:
         card_book.guardians.setdefault(g.student_id, []).append(
             Guardian(
@@ -193,6 +172,95 @@ def rebuild(snap: Snapshot, keys: HubKeys, pin_hasher: PinHasher, now_ms: int) -
     state.library, state.exams = _library(snap, campus), _exams(snap)
     state.usage = _usage(snap, campus, today)
     return state
+
+
+# -- the campus' big tables: a million rows each, built straight from the store's tuples ----------
+# (no row objects, enums by lookup, repeated strings shared, the rows of one chunk in memory)
+
+
+def _ledger(snap: Snapshot) -> Ledger:
+    ledger = Ledger()
+    accounts = ledger.accounts
+    kinds = {k.value: k for k in AccountKind}
+    for chunk in snap.accounts.chunks():
+        for account_id, kind, owner, balance_fen in chunk:
+            accounts[account_id] = Account(account_id, kinds[kind], owner, balance_fen)
+    return ledger
+
+
+def _students(snap: Snapshot, campus: Campus) -> None:
+    accounts, students = campus.ledger.accounts, campus.students
+    groups = {g.value: g for g in StudentGroup}
+    enrollments = {e.value: e for e in Enrollment}
+    # school ids, masked names and ID numbers, birth dates: one string for all who share it
+    shared: dict[str, str] = {s: s for s in campus.schools}
+    for chunk in snap.students.chunks():
+        for student_id, school_id, name, _, id_index, id_masked, birth, group, enrollment, wallet_id in chunk:
+            account = accounts[wallet_id]
+            if account.owner == student_id:
+                account.owner = student_id  # one string for both
+            masked = mask_name(name)
+            students[student_id] = Student(
+                student_id,
+                shared.setdefault(school_id, school_id),
+                shared.setdefault(masked, masked),
+                groups[group],
+                enrollments[enrollment],
+                Wallet(account, -1, 0, NO_MEALS),
+                shared.setdefault(birth, birth),
+                id_index,
+                shared.setdefault(id_masked, id_masked),
+            )
+
+
+def _cards(snap: Snapshot, campus: Campus, card_book: CardBook, keys: CardKeys) -> None:
+    """Every card, its keys derived on first use (LoadedCard); each student's current card as
+    CardBook.note_card keeps it."""
+    students, cards, current = campus.students, campus.cards, card_book.current
+    statuses = {s.value: s for s in CardStatus}
+    bank_statuses = {s.value: s for s in BankStatus}
+    presences = {p.value: p for p in Presence}
+    banks: dict[str, str] = {}
+    for chunk in snap.cards.chunks():
+        for (
+            card_no,
+            student_id,
+            status_text,
+            pin_hash,
+            bank_code,
+            atc,
+            pin_failures,
+            presence,
+            bank_status,
+            generation,
+            ecard_issued,
+            ecard_suspended,
+            issued_ms,
+            replaced_by,
+        ) in chunk:
+            student = students[student_id]
+            status = statuses[status_text]
+            cards[card_no] = LoadedCard(
+                keys,
+                card_no,
+                student,
+                status,
+                pin_hash,
+                atc,
+                pin_failures,
+                presences[presence],
+                bool(ecard_suspended),
+                bool(ecard_issued),
+                generation,
+                banks.setdefault(bank_code, bank_code),
+                bank_statuses[bank_status],
+                issued_ms,
+                replaced_by,
+            )
+            if status not in DEAD:
+                current[student.student_id] = card_no
+            elif current.get(student.student_id) == card_no:
+                del current[student.student_id]
 
 
 def _usage(snap: Snapshot, campus: Campus, today: int) -> UsageBook:

@@ -418,8 +418,13 @@ def _terminals(campus: _Campus, school_id: str, options: SeedOptions) -> None:
         name = f"{_canteen_name(canteen + 1)} {window + 1}号窗口"
         merchant_id = f"{school_id}-win-{i:02d}"
         account = campus.account(AccountKind.MERCHANT, merchant_id)
-        data.merchants.append(MerchantRow(merchant_id, school_id, name, account.account_id))
-        export["merchants"].append(_merchant_account(merchant_id, school_id, i))
+        bank = _merchant_account(merchant_id, school_id, i)
+        data.merchants.append(
+            MerchantRow(
+                merchant_id, school_id, name, account.account_id, bank["bank_code"], bank["account_no"]
+            )
+        )
+        export["merchants"].append(bank)
         terminal_id = f"{school_id}-pos-{i:02d}"
         data.terminals.append(
             TerminalRow(terminal_id, school_id, int(TerminalKind.CANTEEN_POS), name, "", merchant_id, True)
@@ -444,7 +449,9 @@ def exam_room(number: int) -> str:
 
 
 def _merchant_account(merchant_id: str, school_id: str, window: int) -> dict[str, str]:
-    """A canteen window's settlement account: every school banks with one co-branded bank."""
+    """A canteen window's settlement account: every school banks with one co-branded bank. (The
+    migration that gave merchants their accounts applies the same rule to databases seeded before:
+    store/schema.py.)"""
     school_no = int("".join(ch for ch in school_id if ch.isdigit()) or "0")
     bank_code = list(BANKS)[school_no % len(BANKS)]
     account_no = f"6299{school_no:06d}{window:06d}"

@@ -56,7 +56,7 @@ from onecard_hub.security.keys import HubKeys
 from onecard_hub.security.pki import PkiError, load_server_tls
 from onecard_hub.security.protect import RequestFingerprint
 from onecard_hub.settlement.flows import GrantFlow
-from onecard_hub.settlement.runtime import Settlement, merchant_banks_from_export, start_settlement
+from onecard_hub.settlement.runtime import Settlement, start_settlement
 from onecard_hub.stopping import Step, StopFailed, stop_all
 from onecard_hub.store.sqlite import SqliteStore
 from onecard_hub.telemetry import Telemetry
@@ -269,8 +269,8 @@ async def _serving(
         grant_service_pb2_grpc.add_GrantServiceServicer_to_server,
         GrantServicer(hub, grants, fingerprint, identity),
     )
-    # pays and reconciles through hub.bank; canteen windows paid into the accounts of the campus export
-    settlement = await start_settlement(hub, hub.bank, merchant_banks_from_export(config.keys))
+    # pays and reconciles through hub.bank; canteen windows paid into the accounts the database holds
+    settlement = await start_settlement(hub, hub.bank)
     settlement.add_flow(GrantFlow(grants.book))  # reconciliation covers the grants too
     register(
         settlement_service_pb2_grpc.add_SettlementServiceServicer_to_server,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
+from onecard_client.credentials import derive_card_key, derive_ecard_key
 from onecard_hub.domain.ledger import Account
 
 
@@ -151,6 +153,18 @@ class School:
     live_scenes: frozenset[Scene] = ALL_SCENES
 
 
+class _NoMeals(dict[str, int]):
+    """The meal counts of a wallet that has not been used on any day yet: empty, shared by every
+    such wallet (a million wallets need no million empty dicts), and never written — `roll_to`
+    gives the wallet a dict of its own before anything is counted."""
+
+    def __setitem__(self, key: str, value: int) -> None:
+        raise TypeError("roll the wallet to a day before counting its meals")
+
+
+NO_MEALS: dict[str, int] = _NoMeals()
+
+
 @dataclass(slots=True)
 class Wallet:
     """The student's campus stored value; the balance mirrors its ledger account."""
@@ -158,7 +172,7 @@ class Wallet:
     account: Account
     day: int = -1  # business day the counters below belong to
     spent_today_fen: int = 0
-    meal_counts: dict[str, int] = field(default_factory=dict)
+    meal_counts: dict[str, int] = field(default_factory=lambda: NO_MEALS)  # a dict of its own once rolled
 
     @property
     def balance_fen(self) -> int:
@@ -205,6 +219,72 @@ class Card:
     # When the presence last changed, by the hub's clock or an offline record's time (in memory
     # only: 0 after a restart), so an offline gate record older than a later pass does not undo it.
     presence_ms: int = 0
+
+
+class CardKeys:
+    """The hub's master keys a card's own keys are derived from (one HMAC each)."""
+
+    __slots__ = ("ecard_master", "issuer_master")
+
+    def __init__(self, issuer_master: bytes, ecard_master: bytes) -> None:
+        self.issuer_master = issuer_master
+        self.ecard_master = ecard_master
+
+
+class LoadedCard(Card):
+    """A card read back at start: its keys are derived on first use and then kept, so a hub with a
+    million cards spends no two million HMACs before serving. Everything else is a Card's.
+
+    Built straight from a row of the store (recovery.py), without the keys; the first read of
+    `card_key` or `ecard_key` finds the slot empty, derives the key and fills the slot, so every
+    later read is a plain attribute read."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(  # one argument per column of the row
+        self,
+        keys: CardKeys,
+        card_no: str,
+        student: Student,
+        status: CardStatus,
+        pin_hash: bytes,
+        atc: int,
+        pin_failures: int,
+        presence: Presence,
+        ecard_suspended: bool,
+        ecard_issued: bool,
+        generation: int,
+        bank_code: str,
+        bank_status: BankStatus,
+        issued_ms: int,
+        replaced_by: str,
+    ) -> None:
+        self._keys = keys
+        self.card_no = card_no
+        self.student = student
+        self.status = status
+        self.pin_hash = pin_hash
+        self.atc = atc
+        self.pin_failures = pin_failures
+        self.presence = presence
+        self.ecard_suspended = ecard_suspended
+        self.ecard_issued = ecard_issued
+        self.generation = generation
+        self.bank_code = bank_code
+        self.bank_status = bank_status
+        self.issued_ms = issued_ms
+        self.replaced_by = replaced_by
+        self.presence_ms = 0
+
+    def __getattr__(self, name: str) -> Any:
+        """Only called for an empty slot: a key not derived yet."""
+        if name == "card_key":
+            self.card_key = derive_card_key(self._keys.issuer_master, self.card_no)
+            return self.card_key
+        if name == "ecard_key":
+            self.ecard_key = derive_ecard_key(self._keys.ecard_master, self.card_no)
+            return self.ecard_key
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
 @dataclass(slots=True)

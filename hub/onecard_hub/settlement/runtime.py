@@ -3,10 +3,8 @@ flows when a bank is known (`hub.bank`, the gateway)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from onecard_hub.domain.errors import Unavailable
 from onecard_hub.hub import Hub
@@ -39,24 +37,16 @@ class Settlement:
         return self.payer, self.bank
 
 
-CREDENTIALS_FILE = "credentials.json"  # the campus export in the keys folder (seed.py)
-
-
-def merchant_banks_from_export(keys_dir: Path) -> dict[str, tuple[str, str]]:
-    """merchant_id → (bank code, account number), from the campus export's `merchants` (none: {})."""
-    try:
-        doc = json.loads((Path(keys_dir) / CREDENTIALS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return {m["merchant_id"]: (m["bank_code"], m["account_no"]) for m in doc.get("merchants", [])}
-
-
 async def start_settlement(
     hub: Hub, bank: SettlementBank | None, merchant_banks: Mapping[str, tuple[str, str]] | None = None
 ) -> Settlement:
+    """The book read back from the store; the merchants' settlement accounts are the store's
+    (the seed writes them) unless `merchant_banks` is given."""
     snap = Snapshot()
     if isinstance(hub.store, SqliteStore):
         await load_settlement(hub.store.db, snap)
+        if merchant_banks is None:
+            merchant_banks = await hub.store.merchant_banks()
     book = SettlementBook.from_snapshot(snap)
     settlement = Settlement(hub, book, bank, merchant_banks=merchant_banks or {})
     if bank is not None:

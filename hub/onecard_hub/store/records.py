@@ -5,8 +5,10 @@ These are plain data shared by every store backend (SQLite now, PostgreSQL later
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
+from typing import Any, Generic, TypeVar
 
 from onecard_hub.domain.blocklist import BlocklistChange
 from onecard_hub.domain.ledger import Transfer
@@ -240,6 +242,8 @@ class MerchantRow:
     school_id: str
     name: str
     account_id: int
+    bank_code: str = ""  # the canteen operator's settlement account ("": none known)
+    account_no: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,19 +325,53 @@ class TapCountRow:
     declined: int
 
 
+R = TypeVar("R")
+Chunks = Callable[[], Iterator[Sequence[tuple[Any, ...]]]]
+
+
+def _no_chunks() -> Iterator[Sequence[tuple[Any, ...]]]:
+    return iter(())
+
+
+class TableRows(Generic[R]):
+    """The rows of one of the campus' big tables (accounts, students, cards), read from the store
+    when they are walked, a chunk at a time, and never all held: at start the hub builds its
+    objects from one chunk while the rows of the others are not in memory.
+
+    `chunks()` gives the rows as the store's plain tuples, in the order of the fields of the row
+    type (recovery.py builds its objects straight from them); iterating gives row objects. Each
+    walk reads the table again."""
+
+    __slots__ = ("_chunks", "_make")
+
+    def __init__(self, chunks: Chunks = _no_chunks, make: Callable[..., R] | None = None) -> None:
+        self._chunks = chunks
+        self._make = make  # a row object from a tuple's values (None: no rows, as by default)
+
+    def chunks(self) -> Iterator[Sequence[tuple[Any, ...]]]:
+        return self._chunks()
+
+    def __iter__(self) -> Iterator[R]:
+        make = self._make
+        if make is None:
+            return
+        for chunk in self._chunks():
+            for row in chunk:
+                yield make(*row)
+
+
 @dataclass(slots=True)
 class Snapshot:
-    """What the hub needs in memory, read once at start."""
+    """What the hub needs in memory, read once at start (the big tables when walked: TableRows)."""
 
     schools: list[SchoolRow] = field(default_factory=list)
-    accounts: list[AccountRow] = field(default_factory=list)
-    students: list[StudentRow] = field(default_factory=list)
-    cards: list[CardRow] = field(default_factory=list)
+    accounts: TableRows[AccountRow] = field(default_factory=TableRows)
+    students: TableRows[StudentRow] = field(default_factory=TableRows)
+    cards: TableRows[CardRow] = field(default_factory=TableRows)
     merchants: list[MerchantRow] = field(default_factory=list)
     terminals: list[TerminalRow] = field(default_factory=list)
     operators: list[OperatorRow] = field(default_factory=list)
     requests: list[RequestRow] = field(default_factory=list)  # within the retention window
-    transfers: list[TransferRow] = field(default_factory=list)  # within the retention window
     terminal_status: list[TerminalStatusRow] = field(default_factory=list)
     offline: list[OfflineRecord] = field(default_factory=list)  # booked ones, all of them, in booking order
     guardians: list[GuardianRow] = field(default_factory=list)

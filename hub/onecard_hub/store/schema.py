@@ -425,6 +425,29 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (student_id, created_ms)
     );
     """,
+    # merchants' settlement accounts (settlement/): the bank and account number each canteen window's
+    # takings are paid into, written by the seed. A database seeded before gets the accounts its seed
+    # gave it (the seed's rule: every school banks with one co-branded bank, chosen by the school's
+    # number; the account number is 6299, the school's number and the window's, six digits each); a
+    # merchant the rule does not fit gets none.
+    """
+    CREATE TABLE merchant_accounts (
+        merchant_id TEXT PRIMARY KEY REFERENCES merchants (merchant_id),
+        bank_code   TEXT NOT NULL,
+        account_no  TEXT NOT NULL
+    );
+    INSERT INTO merchant_accounts (merchant_id, bank_code, account_no)
+        SELECT merchant_id,
+            CASE CAST(substr(school_id, 7) AS INTEGER) % 5
+                WHEN 0 THEN 'ICBC' WHEN 1 THEN 'CCB' WHEN 2 THEN 'ABC' WHEN 3 THEN 'BOC' ELSE 'JXB' END,
+            printf('6299%06d%06d', CAST(substr(school_id, 7) AS INTEGER),
+                CAST(substr(merchant_id, length(school_id) + 6) AS INTEGER))
+        FROM merchants
+        WHERE school_id GLOB 'jx-ts-[0-9]*' AND substr(school_id, 7) NOT GLOB '*[^0-9]*'
+            AND substr(merchant_id, 1, length(school_id) + 5) = school_id || '-win-'
+            AND substr(merchant_id, length(school_id) + 6) GLOB '[0-9]*'
+            AND substr(merchant_id, length(school_id) + 6) NOT GLOB '*[^0-9]*';
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import astuple
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -44,9 +45,9 @@ from onecard_hub.store.records import (
     SeedData,
     Snapshot,
     StudentRow,
+    TableRows,
     TerminalRow,
     TerminalStatusRow,
-    TransferRow,
 )
 from onecard_hub.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from onecard_hub.store.settlement_rows import load_settlement, write_settlement
@@ -54,6 +55,7 @@ from onecard_hub.store.topup_rows import load_funds, write_funds
 from onecard_hub.store.usage_rows import load_usage
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 __all__ = ["SYNCHRONOUS_MODES", "SchemaTooNew", "SqliteStore"]  # SchemaTooNew: store/checks.py
@@ -210,49 +212,14 @@ class SqliteStore:
             SchoolRow(*r)
             for r in await self._all("SELECT school_id, name, policy_json, live_scenes FROM schools")
         ]
-        snap.accounts = [
-            AccountRow(*r)
-            for r in await self._all("SELECT account_id, kind, owner, balance_fen FROM account_balances")
-        ]
-        snap.students = [
-            StudentRow(*r)
-            for r in await self._all(
-                "SELECT student_id, school_id, name, id_number_enc, id_number_index, id_number_masked,"
-                " birth_date, student_group, enrollment, wallet_account_id FROM students"
-            )
-        ]
-        snap.cards = [
-            CardRow(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                r[7],
-                r[8],
-                r[9],
-                bool(r[10]),
-                bool(r[11]),
-                r[12],
-                r[13],
-            )
-            for r in await self._all(
-                "SELECT c.card_no, c.student_id, c.status, c.pin_hash, c.bank_code, COALESCE(s.atc, 0),"
-                " COALESCE(s.pin_failures, 0), COALESCE(s.presence, 0), c.bank_status, c.generation,"
-                " c.ecard_issued, c.ecard_suspended, c.issued_ms, c.replaced_by"
-                " FROM cards c LEFT JOIN card_states s ON s.card_no = c.card_no ORDER BY c.rowid"
-            )
-        ]
+        snap.accounts = self._table(ACCOUNT_ROWS, AccountRow)
+        snap.students = self._table(STUDENT_ROWS, StudentRow)
+        snap.cards = self._table(CARD_ROWS, _card_row)
         snap.guardians = [
             GuardianRow(*r)
             for r in await self._all(f"SELECT {sql.GUARDIAN_COLUMNS} FROM guardians ORDER BY rowid")
         ]
-        snap.merchants = [
-            MerchantRow(*r)
-            for r in await self._all("SELECT merchant_id, school_id, name, account_id FROM merchants")
-        ]
+        snap.merchants = [MerchantRow(*r) for r in await self._all(MERCHANT_ROWS)]
         snap.terminals = [
             TerminalRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]))
             for r in await self._all(
@@ -269,14 +236,6 @@ class SqliteStore:
                 "SELECT caller, request_id, method, fingerprint, response, created_ms, seq, card_no, scene,"
                 " reason, amount_fen, business_day, meal_window, qr_nonce, qr_expires_ms, origin_request_id,"
                 " outcome FROM requests WHERE created_ms >= ? ORDER BY rowid",
-                (since_ms,),
-            )
-        ]
-        snap.transfers = [
-            TransferRow(*r)
-            for r in await self._all(
-                "SELECT from_account, to_account, amount_fen, kind, caller, request_id, origin_request_id,"
-                " created_ms FROM transfers WHERE created_ms >= ? ORDER BY transfer_id",
                 (since_ms,),
             )
         ]
@@ -303,6 +262,29 @@ class SqliteStore:
         if usage_since_ms is not None:
             await load_usage(self.db, snap, usage_since_ms)
         return snap
+
+    def _table(self, query: str, make: Callable[..., R]) -> TableRows[R]:
+        """One of the campus' big tables, read when walked (records.TableRows): through a
+        connection of its own, which reads only, `CHUNK_ROWS` rows at a time."""
+        uri = self.path.resolve().as_uri() + "?mode=ro"
+
+        def chunks() -> Iterator[list[tuple[Any, ...]]]:
+            conn = sqlite3.connect(uri, uri=True)
+            try:
+                cursor = conn.execute(query)
+                cursor.arraysize = CHUNK_ROWS
+                while chunk := cursor.fetchmany():
+                    yield chunk
+            finally:
+                conn.close()
+
+        return TableRows(chunks, make)
+
+    async def merchant_banks(self) -> dict[str, tuple[str, str]]:
+        """merchant_id → (bank code, account number) of each canteen operator's settlement account
+        the database knows (the seed writes them)."""
+        rows = await self._all("SELECT merchant_id, bank_code, account_no FROM merchant_accounts")
+        return {str(m): (str(bank), str(account)) for m, bank, account in rows}
 
     async def audit_entries(
         self, *, student_id: str, actor_id: str, school_id: str, after_id: int, limit: int
@@ -361,6 +343,34 @@ class SqliteStore:
             " WHERE a.balance_fen != COALESCE(t.total, 0)"
         )
         return int(rows[0][0])
+
+
+# The campus' big tables at start, each in the order of its row type's fields (records.py).
+ACCOUNT_ROWS = "SELECT account_id, kind, owner, balance_fen FROM account_balances"
+STUDENT_ROWS = (
+    "SELECT student_id, school_id, name, id_number_enc, id_number_index, id_number_masked, birth_date,"
+    " student_group, enrollment, wallet_account_id FROM students"
+)
+CARD_ROWS = (
+    "SELECT c.card_no, c.student_id, c.status, c.pin_hash, c.bank_code, COALESCE(s.atc, 0),"
+    " COALESCE(s.pin_failures, 0), COALESCE(s.presence, 0), c.bank_status, c.generation,"
+    " c.ecard_issued, c.ecard_suspended, c.issued_ms, c.replaced_by"
+    " FROM cards c LEFT JOIN card_states s ON s.card_no = c.card_no ORDER BY c.rowid"
+)
+MERCHANT_ROWS = (
+    "SELECT m.merchant_id, m.school_id, m.name, m.account_id, COALESCE(a.bank_code, ''),"
+    " COALESCE(a.account_no, '') FROM merchants m LEFT JOIN merchant_accounts a USING (merchant_id)"
+)
+CHUNK_ROWS = 4_096  # rows of a big table in memory at once while the hub starts
+
+
+def _card_row(*r: Any) -> CardRow:
+    no, student, status, pin_hash, bank, atc, failures, presence, bank_status, generation = r[:10]
+    issued, suspended, issued_ms, replaced_by = r[10:]
+    return CardRow(
+        no, student, status, pin_hash, bank, atc, failures, presence, bank_status, generation,
+        bool(issued), bool(suspended), issued_ms, replaced_by,
+    )  # fmt: skip
 
 
 def _statements(script: str) -> list[str]:
@@ -460,6 +470,10 @@ def _seed(db: sqlite3.Connection, data: SeedData) -> None:
     db.executemany(
         "INSERT INTO merchants VALUES (?, ?, ?, ?)",
         [(m.merchant_id, m.school_id, m.name, m.account_id) for m in data.merchants],
+    )
+    db.executemany(
+        "INSERT INTO merchant_accounts (merchant_id, bank_code, account_no) VALUES (?, ?, ?)",
+        [(m.merchant_id, m.bank_code, m.account_no) for m in data.merchants if m.bank_code],
     )
     db.executemany(sql.UPSERT_TERMINAL, [sql.terminal_params(t) for t in data.terminals])
     db.executemany(
