@@ -12,7 +12,7 @@ LOCK   := requirements.lock
 # which `make lint` and `make test` unpack from Debian's package when it is missing (`make promtool`).
 PROMTOOL ?= $(firstword $(shell command -v promtool 2>/dev/null) .tools/bin/promtool)
 
-.PHONY: venv lock lock-upgrade demo test check lint fmt protos contract-docs bench bench-blocklist bench-scale loadtest fuzz promtool clean
+.PHONY: venv lock lock-upgrade demo test check lint fmt protos contract-docs bench bench-blocklist bench-scale bench-tap-path loadtest fuzz promtool clean
 
 venv: $(STAMP)
 
@@ -107,6 +107,11 @@ bench-blocklist: venv
 # the seeded campuses are kept in .bench/scale/ (a million takes minutes to seed, once per schema version).
 bench-scale: venv
 	$(PY) scripts/bench_scale.py
+
+# Where a tap's CPU goes inside the hub (no gRPC): each phase of Authorize alone, the whole call at 64 and at
+# 1 per commit, with and without the fsync; last line `bench-tap-path: …`.
+bench-tap-path: venv
+	$(PY) scripts/bench_tap_path.py
 
 # A short headless Locust run (the meal rush, 30 s) against a freshly seeded local hub on a simulated clock;
 # CSV and HTML go to loadtest/results/<timestamp>/; non-zero exit when any request failed.
