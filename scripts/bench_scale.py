@@ -4,9 +4,10 @@ For a campus of 20,000 cards and a large one (`--cards-large`, default 1,000,000
 
 1. seeds it (`onecard-hub seed`, with the balances and limits of `make bench` so that the traffic is
    approved), once: the database and keys are kept in `.bench/scale/<cards>-<key>/`, the key naming the
-   seed's arguments and the schema version, so a later run skips seeding (seeding a million students takes
-   minutes). Beside them, `load.keys/` holds the credentials of 20,000 cards drawn from the campus (all of a
-   small one): the load generator reads those rather than the export of every card;
+   seed's arguments and the schema (its version and migrations), so a later run skips seeding (a
+   million students take minutes). Beside them, `load.keys/` holds the credentials of 20,000 cards
+   drawn from the campus (all of a small one): the load generator reads those rather than the export of
+   every card;
 2. starts `onecard-hub serve` on a copy of the database, pinned to CPU 0, and measures the time from
    starting the process to the health service answering SERVING, and the process's peak resident memory
    by then (VmHWM);
@@ -46,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from onecard_hub.store.schema import SCHEMA_VERSION
+from onecard_hub.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from scripts.bench import (
@@ -108,7 +109,8 @@ class Result:
 
 
 def campus_folder(cards: int) -> Path:
-    key = hashlib.sha256(json.dumps([cards, SEED_ARGS, SCHEMA_VERSION]).encode()).hexdigest()[:12]
+    schema = hashlib.sha256("".join(MIGRATIONS).encode()).hexdigest()  # a migration edited in place too
+    key = hashlib.sha256(json.dumps([cards, SEED_ARGS, SCHEMA_VERSION, schema]).encode()).hexdigest()[:12]
     return CACHE / f"{cards}-{key}"
 
 
