@@ -53,6 +53,8 @@ REFUND = "Refund"
 REVERSE = "Reverse"
 OUTCOME_REVERSED = 1
 OUTCOME_ORIGINAL_NOT_SEEN = 3
+BOOLS = (False, True)  # SQLite's 0 and 1
+MASKS_KEPT = 100_000  # names whose masked form is kept while the students are built (names repeat)
 
 
 @dataclass
@@ -194,16 +196,22 @@ def _students(snap: Snapshot, campus: Campus) -> None:
     enrollments = {e.value: e for e in Enrollment}
     # school ids, masked names and ID numbers, birth dates: one string for all who share it
     shared: dict[str, str] = {s: s for s in campus.schools}
+    masks: dict[str, str] = {}  # name → masked name: names repeat, masking each once is enough
     for chunk in snap.students.chunks():
         for student_id, school_id, name, _, id_index, id_masked, birth, group, enrollment, wallet_id in chunk:
             account = accounts[wallet_id]
             if account.owner == student_id:
                 account.owner = student_id  # one string for both
-            masked = mask_name(name)
+            masked = masks.get(name)
+            if masked is None:
+                masked = mask_name(name)
+                masked = shared.setdefault(masked, masked)
+                if len(masks) < MASKS_KEPT:
+                    masks[name] = masked
             students[student_id] = Student(
                 student_id,
                 shared.setdefault(school_id, school_id),
-                shared.setdefault(masked, masked),
+                masked,
                 groups[group],
                 enrollments[enrollment],
                 Wallet(account, -1, 0, NO_MEALS),
@@ -249,8 +257,8 @@ def _cards(snap: Snapshot, campus: Campus, card_book: CardBook, keys: CardKeys) 
                 atc,
                 pin_failures,
                 presences[presence],
-                bool(ecard_suspended),
-                bool(ecard_issued),
+                BOOLS[ecard_suspended],
+                BOOLS[ecard_issued],
                 generation,
                 banks.setdefault(bank_code, bank_code),
                 bank_statuses[bank_status],
