@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import random
 import shutil
 import statistics
@@ -203,6 +204,7 @@ def run_hub(
         source = Path(f"{campus.db}{suffix}")
         if source.exists():
             shutil.copyfile(source, f"{db}{suffix}")
+    os.sync()  # the copy's dirty pages written out now, not by the kernel while the hub is measured
     listen = f"127.0.0.1:{_free_port()}"
     argv = [*hub, "serve", "--db", str(db), "--keys", str(campus.keys), "--listen", listen]
     argv += ["--clock-start", CLOCK_START, "--clock-speed", "1"]
