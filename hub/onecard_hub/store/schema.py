@@ -448,6 +448,32 @@ MIGRATIONS: tuple[str, ...] = (
             AND substr(merchant_id, length(school_id) + 6) GLOB '[0-9]*'
             AND substr(merchant_id, length(school_id) + 6) NOT GLOB '*[^0-9]*';
     """,
+    # folds off the commit path (store/fold.py): a fold writes balances in chunks, in account order.
+    # While one is under way, accounts below fold_progress.cursor hold the transfers up to
+    # fold_progress.fold_to, the others up to the 'transfers' checkpoint; pending_deltas adds to each
+    # account what it has not taken in yet.
+    """
+    CREATE TABLE fold_progress (
+        fold_to INTEGER NOT NULL,
+        cursor  INTEGER NOT NULL
+    );
+    INSERT INTO fold_progress (fold_to, cursor)
+        SELECT position, 0 FROM checkpoints WHERE name = 'transfers';
+    DROP VIEW IF EXISTS account_balances;
+    DROP VIEW IF EXISTS pending_deltas;
+    CREATE VIEW pending_deltas AS
+        SELECT m.account, SUM(m.delta) AS delta FROM (
+            SELECT transfer_id, to_account AS account, amount_fen AS delta FROM transfers_since_checkpoint
+            UNION ALL
+            SELECT transfer_id, from_account, -amount_fen FROM transfers_since_checkpoint) AS m,
+            (SELECT (SELECT position FROM checkpoints WHERE name = 'transfers') AS folded, fold_to, cursor
+                FROM fold_progress) AS f
+        WHERE m.transfer_id > CASE WHEN m.account < f.cursor THEN f.fold_to ELSE f.folded END
+        GROUP BY m.account;
+    CREATE VIEW account_balances AS
+        SELECT a.account_id, a.kind, a.owner, a.balance_fen + COALESCE(d.delta, 0) AS balance_fen
+        FROM accounts a LEFT JOIN pending_deltas d ON d.account = a.account_id;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -25,6 +25,7 @@ from onecard_hub.store.checks import (
     inspect_database,
 )
 from onecard_hub.store.feed_rows import load_feed, write_feed
+from onecard_hub.store.fold import Folder
 from onecard_hub.store.grant_rows import load_grants, write_grants
 from onecard_hub.store.journal import JournalConnection
 from onecard_hub.store.records import (
@@ -53,6 +54,7 @@ from onecard_hub.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from onecard_hub.store.settlement_rows import load_settlement, write_settlement
 from onecard_hub.store.topup_rows import load_funds, write_funds
 from onecard_hub.store.usage_rows import load_usage
+from onecard_hub.store.wal_copier import WalCopier
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -62,15 +64,27 @@ __all__ = ["SYNCHRONOUS_MODES", "SchemaTooNew", "SqliteStore"]  # SchemaTooNew: 
 
 
 class SqliteStore:
-    def __init__(self, path: str | Path, *, synchronous: str = "FULL", checkpoint_rows: int = 2_000) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "FULL",
+        checkpoint_rows: int = 2_000,
+        fold_chunk_rows: int = 1_000,
+    ) -> None:
+        """`checkpoint_rows`: the fewest unfolded journal rows that start a fold (store/fold.py; a
+        large campus waits for more); `fold_chunk_rows`: accounts or cards per write of a fold."""
         if synchronous.upper() not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}")
         self.path = Path(path)
         self.synchronous = synchronous.upper()
         self.checkpoint_rows = checkpoint_rows
-        self._since_checkpoint = 0
         self._db: aiosqlite.Connection | None = None  # reads
         self._journal: JournalConnection | None = None  # every write
+        self.wal = WalCopier(self.path, self.synchronous)  # checkpoints of the -wal file
+        self.folder = Folder(
+            lambda: self.journal, self._all, min_rows=checkpoint_rows, chunk_rows=fold_chunk_rows
+        )
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -90,6 +104,8 @@ class SqliteStore:
         try:
             await self._journal.open(before=lambda: self._check(create=create))
             await self._journal.transaction(self._migrate)
+            # its commits never copy the -wal file into the database: the WalCopier does, beside them
+            await self._journal.transaction(lambda db: db.execute("PRAGMA wal_autocheckpoint=0"))
             # Reads: their own connection, which may not write (every write is the journal's).
             self._db = await aiosqlite.connect(self.path, isolation_level=None)
             await self.db.execute("PRAGMA busy_timeout=5000")
@@ -145,7 +161,10 @@ class SqliteStore:
             db.execute(f"PRAGMA application_id={APPLICATION_ID}")
 
     async def close(self) -> None:
-        """Closes both connections and stops the journal's thread, whatever either close raises."""
+        """Stops folding, then closes both connections and stops the journal's thread, whatever
+        either close raises."""
+        await self.folder.stop()
+        await self.wal.stop()
         db, journal = self._db, self._journal
         self._db = self._journal = None
         try:
@@ -169,15 +188,20 @@ class SqliteStore:
         return self._journal
 
     async def write(self, batch: Batch) -> None:
-        """Appends the batch in one transaction, one call on the journal's thread; every
-        `checkpoint_rows` rows, checkpoints in the same transaction.
+        """Appends the batch in one transaction, one call on the journal's thread.
 
-        Only appends on the hot path: balances and card state are folded in by the checkpoint.
+        Only appends: balances and card state are folded in by the folder, in transactions of
+        its own between group commits (store/fold.py).
         """
-        since = self._since_checkpoint + len(batch.transfers) + len(batch.card_states)
-        fold = since >= self.checkpoint_rows
-        await self.journal.transaction(lambda db: _append(db, batch, fold=fold))
-        self._since_checkpoint = 0 if fold else since
+        folder = self.folder
+        folder.writing()
+        rows = 0
+        try:
+            await self.journal.transaction(lambda db: _append(db, batch))
+            rows = len(batch.transfers) + len(batch.card_states)
+        finally:
+            folder.committed(rows)
+            self.wal.committed()
 
     async def _load_scenes(self, snap: Snapshot) -> None:
         snap.loans = [
@@ -200,9 +224,11 @@ class SqliteStore:
         ]
 
     async def checkpoint(self) -> None:
-        """Folds the transfers and card states since the last checkpoint in (on stop, and in tests)."""
+        """Folds everything the journal holds in, in one transaction (on stop, and in tests): a
+        fold under way stops first, between two of its chunks."""
+        await self.folder.stop()
         await self.journal.transaction(_fold)
-        self._since_checkpoint = 0
+        self.folder.unfolded = 0
 
     # -- start-up ------------------------------------------------------------------
 
@@ -381,7 +407,7 @@ def _statements(script: str) -> list[str]:
 # -- the journal's side: these run on its thread, inside its transaction (store/journal.py) ---------
 
 
-def _append(db: sqlite3.Connection, batch: Batch, *, fold: bool) -> None:
+def _append(db: sqlite3.Connection, batch: Batch) -> None:
     if batch.accounts or batch.students or batch.student_status or batch.live_scenes:
         _write_records(db, batch)  # before cards: a card names its student
     if batch.requests:
@@ -423,8 +449,6 @@ def _append(db: sqlite3.Connection, batch: Batch, *, fold: bool) -> None:
         write_settlement(db, batch)
     if batch.topups or batch.auto_topups or batch.bank_changes:
         write_funds(db, batch)
-    if fold:
-        _fold(db)
 
 
 def _write_records(db: sqlite3.Connection, batch: Batch) -> None:
@@ -496,4 +520,5 @@ def _seed(db: sqlite3.Connection, data: SeedData) -> None:
             for t in data.transfers
         ],
     )
-    db.execute(sql.CHECKPOINT[1])  # the seeded balances include the seeded transfers
+    for statement in sql.FOLDED_ALL:  # the seeded balances include the seeded transfers
+        db.execute(statement)

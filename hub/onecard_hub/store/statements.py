@@ -26,13 +26,19 @@ INSERT_TRANSFER = (
     " origin_request_id, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 APPEND_CARD_STATE = "INSERT INTO card_state_log (card_no, atc, pin_failures, presence) VALUES (?, ?, ?, ?)"
-# A checkpoint, in one transaction: balances take in the transfers since the last checkpoint,
-# card_state takes the latest logged state of each card, and the log starts over.
+# A whole fold in one transaction (on a clean stop; store/fold.py folds in chunks while the hub
+# runs): balances take in what pending_deltas says each has not taken in yet, card_state takes the
+# latest logged state of each card, and the log starts over.
+FOLDED_ALL = (
+    "UPDATE checkpoints SET position = (SELECT COALESCE(MAX(transfer_id), 0) FROM transfers)"
+    " WHERE name = 'transfers'",
+    "UPDATE fold_progress SET fold_to = (SELECT position FROM checkpoints WHERE name = 'transfers'),"
+    " cursor = 0",
+)
 CHECKPOINT = (
     "UPDATE accounts SET balance_fen = balance_fen + d.delta FROM pending_deltas AS d"
     " WHERE d.account = accounts.account_id",
-    "UPDATE checkpoints SET position = (SELECT COALESCE(MAX(transfer_id), 0) FROM transfers)"
-    " WHERE name = 'transfers'",
+    *FOLDED_ALL,
     "INSERT INTO card_state (card_no, atc, pin_failures, presence)"
     " SELECT card_no, atc, pin_failures, presence FROM card_state_log"
     " WHERE entry_id IN (SELECT MAX(entry_id) FROM card_state_log GROUP BY card_no)"
