@@ -197,14 +197,16 @@ class Folder:
         folded, fold_to, cursor, last_entry = await self._journal().transaction(_plan)
         deltas = await self._stage_transfers(folded, fold_to)
         cards = await self._stage_cards(last_entry)
-        accounts = sorted(a for a, d in deltas.items() if a >= cursor and d != 0)
+        # sorting a campus's worth of keys takes a while: on a thread, so the loop gets the GIL back
+        # every few milliseconds instead of waiting for the whole sort
+        accounts = await asyncio.to_thread(_accounts_in_order, deltas, cursor)
         for i in range(0, len(accounts), self.chunk_rows):
             part = accounts[i : i + self.chunk_rows]
             rows = [(deltas[a], a) for a in part]
             start, cursor = cursor, part[-1] + 1
             await self._chunk(_balances_body((folded, fold_to, start), rows, cursor))
         await self._chunk(_finish_body((folded, fold_to, cursor)))
-        names = sorted(cards)
+        names = await asyncio.to_thread(sorted, cards)
         for i in range(0, len(names), self.chunk_rows):
             states = [(n, *cards[n]) for n in names[i : i + self.chunk_rows]]
             await self._chunk(partial(_put_card_states, states=states))
@@ -233,7 +235,7 @@ class Folder:
     async def _chunk(self, body: Callable[[sqlite3.Connection], object]) -> None:
         await self._pace()
         self._since_chunk = 0
-        await self._journal().transaction(body)
+        await self._journal().transaction(body, off_loop=True)  # the loop serves calls meanwhile
         self.chunks += 1
 
     async def _pace(self) -> None:
@@ -252,7 +254,11 @@ class Folder:
                 )
 
 
-# -- on the journal's thread, inside its transaction ---------------------------------------------
+def _accounts_in_order(deltas: dict[int, int], cursor: int) -> list[int]:
+    return sorted(a for a, d in deltas.items() if a >= cursor and d != 0)
+
+
+# -- inside a journal transaction (a chunk's: on the journal's thread) -------------------------------
 
 
 def _positions(db: sqlite3.Connection) -> tuple[int, int, int]:
