@@ -123,13 +123,13 @@ async def test_a_fold_interrupted_after_some_chunks_resumes_without_adding_twice
 
     real = store.journal.transaction
 
-    async def crashing(body: Callable[[sqlite3.Connection], T]) -> T:
+    async def crashing(body: Callable[[sqlite3.Connection], T], *, off_loop: bool = False) -> T:
         nonlocal chunks
         if getattr(body, "__name__", "") == "body":  # a chunk of balances
             if chunks == 2:  # the third never runs
                 raise ConnectionAbortedError("killed")
             chunks += 1
-        return await real(body)
+        return await real(body, off_loop=off_loop)
 
     store.journal.transaction = crashing  # type: ignore[method-assign]
     with pytest.raises(ConnectionAbortedError):

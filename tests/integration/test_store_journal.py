@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -100,5 +101,32 @@ async def test_a_transaction_that_raises_is_rolled_back_and_not_synced(tmp_path:
             await journal.transaction(fails)
         assert journal.syncs == before
         assert _rows(tmp_path / "j.db") == []
+    finally:
+        await journal.close()
+
+
+async def test_an_off_loop_transaction_keeps_the_order_and_leaves_the_loop_free(tmp_path: Path) -> None:
+    journal = await _journal(tmp_path)
+    try:
+        started, release = threading.Event(), threading.Event()
+        loop_ran: list[str] = []
+
+        def big(db: sqlite3.Connection) -> str:
+            db.execute("INSERT INTO t (n) VALUES (1)")
+            started.set()
+            release.wait(10)  # holds the transaction open on the journal's thread
+            return threading.current_thread().name
+
+        off = asyncio.ensure_future(journal.transaction(big, off_loop=True))
+        await asyncio.to_thread(started.wait, 10)
+        after = asyncio.ensure_future(journal.transaction(_insert(2)))  # asked while `big` runs
+        await asyncio.sleep(0)
+        loop_ran.append("the loop served something else meanwhile")
+        assert not after.done()  # it waits for `big`, and does not block the loop while waiting
+        release.set()
+        assert (await off).startswith("onecard-journal")
+        await after
+        assert loop_ran
+        assert _rows(tmp_path / "j.db") == [1, 2]
     finally:
         await journal.close()

@@ -29,8 +29,10 @@ store asked for less: no fsync is waited for (NORMAL: SQLite syncs at checkpoint
 The connection never checkpoints on its own commits (the store sets `wal_autocheckpoint=0` and
 copies the log beside them, store/wal_copier.py); a checkpoint would fsync on the loop.
 
-Big transactions (seeding a campus, a migration) also run on the loop: they happen before the
-hub serves, or are one-off operations whose caller waits for them anyway.
+A transaction of thousands of rows (a fold's chunk, store/fold.py) asks to run `off_loop`, on the
+journal's thread, so that the calls on the loop go on meanwhile; the transactions asked for while it
+runs wait for it (in order) without blocking the loop. Seeding a campus and migrations run on the
+loop: nothing else is served then.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -55,8 +57,9 @@ _MODES = {
 
 
 def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
-    # Made on the loop's thread, used there only; the fsync thread touches a file descriptor.
-    conn = sqlite3.connect(path, isolation_level=None)  # transactions are begun explicitly
+    # Made on the loop's thread and used there, or on the journal's thread for an off-loop
+    # transaction, never both at once (`transaction` waits for an off-loop one to end).
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # BEGIN is explicit
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA foreign_keys=ON")
@@ -81,6 +84,7 @@ class JournalConnection:
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []  # (transaction, its future)
         self.failed: BaseException | None = None  # an fdatasync failed: nothing more is durable
         self.syncs = 0  # fdatasyncs made
+        self._off_loop: asyncio.Future[Any] | None = None  # a transaction running on the thread
 
     async def open(self, before: Callable[[], object] | None = None) -> None:
         """Connects; `before` runs first, on the fsync thread (the store's read-only checks of the
@@ -91,19 +95,41 @@ class JournalConnection:
             await asyncio.get_running_loop().run_in_executor(self._executor, before)
         self._conn = _connect(self._path, self._synchronous)
 
-    async def transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
-        """Runs `body` between BEGIN IMMEDIATE and COMMIT (ROLLBACK if it raises) on this thread;
-        returns once the commit is durable (see the module's docstring)."""
+    async def transaction(self, body: Callable[[sqlite3.Connection], T], *, off_loop: bool = False) -> T:
+        """Runs `body` between BEGIN IMMEDIATE and COMMIT (ROLLBACK if it raises) on this thread,
+        or with `off_loop` on the journal's thread (a transaction of thousands of rows, which would
+        hold up every call on the loop); returns once the commit is durable (see the module's
+        docstring). Transactions commit in the order asked: one asked for while an off-loop one
+        runs waits for it."""
+        while self._off_loop is not None:
+            await asyncio.wait([self._off_loop])
         conn = self._conn
         if conn is None:
             raise RuntimeError("store is not open")
         if self.failed is not None:
             raise RuntimeError("the journal's log could not be synced") from self.failed
-        result = _in_transaction(conn, body)
+        if off_loop:
+            result = await self._on_thread(conn, body)
+        else:
+            result = _in_transaction(conn, body)
         self._committed += 1
         if self._fsync:
             await self._durable(self._committed)
         return result
+
+    async def _on_thread(self, conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]) -> T:
+        executor = self._executor
+        if executor is None:
+            raise RuntimeError("store is not open")
+        running = asyncio.get_running_loop().run_in_executor(executor, _in_transaction, conn, body)
+        self._off_loop = running
+        running.add_done_callback(self._off_loop_done)
+        # A caller cancelled here leaves the transaction to finish on the thread; the next one waits.
+        return await asyncio.shield(running)
+
+    def _off_loop_done(self, running: asyncio.Future[Any]) -> None:
+        if self._off_loop is running:
+            self._off_loop = None
 
     def _durable(self, transaction: int) -> asyncio.Future[None]:
         """A future that resolves once `transaction` is durable: after the next fdatasync that
@@ -152,13 +178,15 @@ class JournalConnection:
             self._sync()
 
     async def close(self) -> None:
-        """Waits for the fsync under way, closes the connection, then stops the thread, even when
-        closing raised."""
+        """Waits for the off-loop transaction and the fsync under way, closes the connection, then
+        stops the thread, even when closing raised."""
         executor, conn = self._executor, self._conn
         if executor is None:
             return
         self._conn = None
         try:
+            while self._off_loop is not None:  # the thread is using the connection
+                await asyncio.wait([self._off_loop])
             while self._syncing is not None:  # its waiters are answered before it is let go
                 await asyncio.wait([self._syncing])
             if conn is not None:
