@@ -188,7 +188,7 @@ class SqliteStore:
         return self._journal
 
     async def write(self, batch: Batch) -> None:
-        """Appends the batch in one transaction, one call on the journal's thread.
+        """Appends the batch in one transaction of the journal (store/journal.py), answered once durable.
 
         Only appends: balances and card state are folded in by the folder, in transactions of
         its own between group commits (store/fold.py).

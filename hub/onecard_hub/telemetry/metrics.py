@@ -226,7 +226,7 @@ class HubMetrics:
         registry.register(GrpcCollector(self.rpc_methods))
         self.commit_seconds = LoopHistogram(
             "onecard_journal_commit_seconds",
-            "Duration of one group commit of the journal (BEGIN … COMMIT, fsync, a checkpoint when due).",
+            "Duration of one group commit of the journal (BEGIN … COMMIT, then the fdatasync of the log).",
             COMMIT_BOUNDS,
             registry,
         )
