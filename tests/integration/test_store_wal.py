@@ -51,3 +51,28 @@ async def test_commits_never_copy_the_wal_and_the_copier_does(campus_dir: Path, 
     await store.write(_requests(1_500, 1))
     await until(lambda: _in_database_file(db, tmp_path / "alone.db") == 1_501, "the -wal file copied")
     await store.close()
+
+
+async def _a_copy(store: SqliteStore) -> None:
+    wanted = store.wal.copies + 1
+    await until(lambda: store.wal.copies >= wanted, "a checkpoint after ten commits")
+
+
+async def test_the_log_starts_over_instead_of_growing(campus_dir: Path) -> None:
+    """The copier's checkpoints run between commits, so each copies the whole log and the next commit
+    writes it over from the start: after 300 commits of a page or more each, the log holds only what
+    came since the last checkpoint."""
+    store = SqliteStore(campus_dir / "hub.db")
+    await store.open()
+    try:
+        store.wal.every_s = 0.0
+        for n in range(300):
+            await store.write(_requests(n, 1))
+            if n % 10 == 9:
+                await _a_copy(store)
+        busy, frames, copied = await store.journal.checkpoint()
+        assert busy == 0
+        assert frames < 60, frames  # 300 commits wrote 300 frames or more: the log started over
+        assert copied == frames
+    finally:
+        await store.close()

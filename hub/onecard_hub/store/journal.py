@@ -26,8 +26,9 @@ its size). A crash before that sync may lose the commit, which nobody was told a
 open replays the log up to the last whole transaction. With `synchronous=NORMAL` or `OFF` the
 store asked for less: no fsync is waited for (NORMAL: SQLite syncs at checkpoints).
 
-The connection never checkpoints on its own commits (the store sets `wal_autocheckpoint=0` and
-copies the log beside them, store/wal_copier.py); a checkpoint would fsync on the loop.
+The connection never checkpoints on its own commits (the store sets `wal_autocheckpoint=0`): a
+checkpoint fsyncs, which must not happen on the loop. `checkpoint` runs one on the journal's thread,
+between transactions (store/wal_copier.py says when).
 
 A transaction of thousands of rows (a fold's chunk, store/fold.py) asks to run `off_loop`, on the
 journal's thread, so that the calls on the loop go on meanwhile; the transactions asked for while it
@@ -47,6 +48,8 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+WAL_LIMIT_BYTES = 64 * 1024 * 1024  # the -wal file is trimmed to this when it starts over
+
 # The store's synchronous mode → the connection's own and whether a commit waits for fdatasync.
 _MODES = {
     "OFF": ("OFF", False),
@@ -63,6 +66,7 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")  # the log, once started over, is trimmed
     # Every write of the hub is this connection's: only another process (a second hub on the same
     # file) could hold a lock it waits for.
     conn.execute("PRAGMA busy_timeout=5000")
@@ -109,7 +113,7 @@ class JournalConnection:
         if self.failed is not None:
             raise RuntimeError("the journal's log could not be synced") from self.failed
         if off_loop:
-            result = await self._on_thread(conn, body)
+            result = await self._on_thread(_in_transaction, conn, body)
         else:
             result = _in_transaction(conn, body)
         self._committed += 1
@@ -117,11 +121,28 @@ class JournalConnection:
             await self._durable(self._committed)
         return result
 
-    async def _on_thread(self, conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]) -> T:
+    async def checkpoint(self) -> tuple[int, int, int]:
+        """Copies the log into the database file (SQLite's PASSIVE checkpoint, which syncs the log
+        before and the database after), on this connection and the journal's thread, between
+        transactions: those asked for meanwhile wait for it, as for an off-loop transaction. So the
+        log is copied whole, and the next commit starts it over from its beginning (SQLite's rule)
+        instead of making it longer: a checkpoint from another connection, with commits landing
+        while it copies, left the log growing by tens of MB a minute, and every fdatasync of a
+        growing file costs more and waits longer. Returns SQLite's (busy, frames in the log,
+        frames copied)."""
+        while self._off_loop is not None:
+            await asyncio.wait([self._off_loop])
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError("store is not open")
+        busy, frames, copied = await self._on_thread(_checkpoint, conn)
+        return int(busy), int(frames), int(copied)
+
+    async def _on_thread(self, fn: Callable[..., T], *args: object) -> T:
         executor = self._executor
         if executor is None:
             raise RuntimeError("store is not open")
-        running = asyncio.get_running_loop().run_in_executor(executor, _in_transaction, conn, body)
+        running = asyncio.get_running_loop().run_in_executor(executor, fn, *args)
         self._off_loop = running
         running.add_done_callback(self._off_loop_done)
         # A caller cancelled here leaves the transaction to finish on the thread; the next one waits.
@@ -197,6 +218,11 @@ class JournalConnection:
                 self._wal_fd = -1
             self._executor = None
             executor.shutdown(wait=True)
+
+
+def _checkpoint(conn: sqlite3.Connection) -> tuple[int, int, int]:
+    busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return busy, frames, copied
 
 
 def _in_transaction(conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]) -> T:

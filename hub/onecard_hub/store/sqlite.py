@@ -81,7 +81,7 @@ class SqliteStore:
         self.checkpoint_rows = checkpoint_rows
         self._db: aiosqlite.Connection | None = None  # reads
         self._journal: JournalConnection | None = None  # every write
-        self.wal = WalCopier(self.path, self.synchronous)  # checkpoints of the -wal file
+        self.wal = WalCopier(lambda: self.journal.checkpoint())  # checkpoints of the -wal file
         self.folder = Folder(
             lambda: self.journal, self._all, min_rows=checkpoint_rows, chunk_rows=fold_chunk_rows
         )
@@ -104,7 +104,7 @@ class SqliteStore:
         try:
             await self._journal.open(before=lambda: self._check(create=create))
             await self._journal.transaction(self._migrate)
-            # its commits never copy the -wal file into the database: the WalCopier does, beside them
+            # its commits never copy the -wal file into the database: the WalCopier has it done, between them
             await self._journal.transaction(lambda db: db.execute("PRAGMA wal_autocheckpoint=0"))
             # Reads: their own connection, which may not write (every write is the journal's).
             self._db = await aiosqlite.connect(self.path, isolation_level=None)
