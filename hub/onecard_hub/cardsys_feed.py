@@ -20,7 +20,6 @@ each change of `connected`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -37,6 +36,7 @@ from onecard_hub.cardsys_changes import CardsysChanges
 from onecard_hub.domain.cardsys import FeedChange
 from onecard_hub.domain.errors import HubError
 from onecard_hub.hub import Hub
+from onecard_hub.stopping import cancelled
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +115,7 @@ class CardsysFeed:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancelled(task)
         if self._channel is not None:
             await self._channel.close()
             self._channel = None

@@ -6,8 +6,11 @@ threads (the journal's, aiosqlite's) would keep the process alive after SIGTERM 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 Step = tuple[str, Callable[[], Awaitable[object] | object]]
 
@@ -38,3 +41,14 @@ async def stop_all(steps: Iterable[Step]) -> None:
         raise interrupted[0]
     if failures:
         raise StopFailed(failures)
+
+
+async def cancelled(*tasks: asyncio.Task[Any] | None) -> None:
+    """Cancels every task given (None: none), then waits for each to end; their cancellation is not
+    raised again, any other error of theirs is."""
+    running = [task for task in tasks if task is not None]
+    for task in running:
+        task.cancel()
+    for task in running:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

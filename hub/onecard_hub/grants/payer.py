@@ -17,7 +17,6 @@ At start every UNCERTAIN item of a PAYING batch is inquired about first (step 3)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from onecard_hub.bank.gateway import BankGateway
@@ -39,6 +38,7 @@ from onecard_hub.domain.model import Card
 from onecard_hub.grants.batches import current_cards
 from onecard_hub.grants.book import GrantBook, batch_row, item_row
 from onecard_hub.hub import Hub
+from onecard_hub.stopping import cancelled
 from onecard_hub.store.records import Batch
 
 log = logging.getLogger(__name__)
@@ -77,12 +77,7 @@ class GrantPayer:
         self._wake.set()
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._task, *self._items) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancelled(self._task, *self._items)
         self._task = None
 
     async def _run(self) -> None:

@@ -54,6 +54,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
+from onecard_hub.stopping import cancelled
 from onecard_hub.store.journal import JournalConnection
 
 log = logging.getLogger(__name__)
@@ -159,10 +160,7 @@ class Folder:
     async def stop(self) -> None:
         """Stops folding between two chunks (each chunk is whole or not at all)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancelled(task)
 
     # -- the background task -----------------------------------------------------
 

@@ -23,10 +23,11 @@ has copied it, and the next connection to open the database replays it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 from collections.abc import Awaitable, Callable
+
+from onecard_hub.stopping import cancelled
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,4 @@ class WalCopier:
     async def stop(self) -> None:
         """Stops copying (a copy under way finishes first: it runs on the journal's thread)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancelled(task)
