@@ -62,6 +62,7 @@ if TYPE_CHECKING:
         _tail,
         hub_command,
         say,
+        seed_campus,
     )
 else:  # run as a script: scripts/ is on the path
     from bench import (
@@ -75,6 +76,7 @@ else:  # run as a script: scripts/ is on the path
         _tail,
         hub_command,
         say,
+        seed_campus,
     )
 
 SCRIPTS = Path(__file__).resolve().parent
@@ -125,16 +127,9 @@ def seeded_campus(children: Children, hub: list[str], cards: int) -> Campus:
     work = folder.with_name(folder.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    log = work / "seed.log"
-    argv = [*hub, "seed", "--db", str(work / "hub.db"), "--students", str(cards), *SEED_ARGS, "--quiet"]
     say(f"{cards} cards: seeding into {folder} (once; a million takes minutes)")
     started = time.monotonic()
-    proc = children.start(argv, log=log, cpu=None)
-    status = proc.wait()
-    children.stop(proc)
-    if status != 0:
-        raise BenchError(f"seeding failed with status {status}:\n{_tail(log)}")
-    say(f"{cards} cards: seeded in {time.monotonic() - started:.0f} s")
+    seed_campus(children, hub, work, cards)
     _load_keys(work / "hub.keys", work / "load.keys")
     (work / "done").write_text(f"seeded in {time.monotonic() - started:.0f} s\n", encoding="utf-8")
     work.rename(folder)

@@ -37,7 +37,6 @@ import asyncio
 import gc
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -61,17 +60,17 @@ from onecard_hub.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
     import scripts._bench_load as load
-    from scripts.bench import CLOCK_START, SEED_ARGS, hub_command
+    from scripts.bench import CLOCK_START, Children, hub_command, seed_campus
 else:  # run as a script: scripts/ is on the path
     import _bench_load as load
-    from bench import CLOCK_START, SEED_ARGS, hub_command
+    from bench import CLOCK_START, Children, hub_command, seed_campus
 
 if TYPE_CHECKING:
     import scripts._bench_load as load
-    from scripts.bench import CLOCK_START, SEED_ARGS, hub_command
+    from scripts.bench import CLOCK_START, Children, hub_command, seed_campus
 else:  # run as a script: scripts/ is on the path
     import _bench_load as load
-    from bench import CLOCK_START, SEED_ARGS, hub_command
+    from bench import CLOCK_START, Children, hub_command, seed_campus
 
 BATCH = 64  # calls per group commit in the batched runs (make bench's closed loop keeps 64 in flight)
 PHASES = ("decode", "identify", "validate", "fingerprint", "decide", "render")
@@ -224,11 +223,9 @@ async def measure(args: argparse.Namespace, work: Path) -> str:
 
 
 def seed(args: argparse.Namespace, work: Path) -> tuple[Path, Path]:
-    db = work / "seed" / "hub.db"
-    db.parent.mkdir()
-    argv = [*hub_command(args.python), "seed", "--db", str(db), "--students", str(args.students), *SEED_ARGS]
-    subprocess.run([*argv, "--quiet"], check=True, stdout=subprocess.DEVNULL)
-    return db, db.with_name("hub.keys")
+    folder = work / "seed"
+    folder.mkdir()
+    return seed_campus(Children(), hub_command(args.python), folder, args.students)
 
 
 def _fresh(work: Path, name: str) -> Path:
