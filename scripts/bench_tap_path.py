@@ -14,17 +14,21 @@ per tap (process CPU, every thread) without gRPC:
 - the whole servicer call, journal included, awaited, with 64 calls per group commit (what the
   closed loop of `make bench` gives) and with each call committed alone (what 1,000 calls/s
   gives), each with SQLite's `--synchronous` FULL (an fdatasync before each answer) and NORMAL
-  (none): the differences are a commit's cost and an fsync's.
+  (none): the differences are a commit's cost and an fsync's;
+- the whole call at `--rate` calls a second (1,000), arriving at random times (Poisson), each its
+  own task as gRPC makes them, FULL, the writer as `serve` runs it: the CPU per tap, the taps per
+  commit and the latency that this gives. In this process the hub has no gRPC to pay for, so its
+  core is less busy than a server's at the same rate, and the writer paces its commits less.
 
 Each figure is the median of `--repeat` runs (3). Timings on a shared machine are rough; CPU time
 is less so. The last line is
 
   bench-tap-path: decode_us=… identify_us=… validate_us=… fingerprint_us=… decide_us=… render_us=…
-  path_us_batched=… path_us_single=… commit_us=… fsync_us=…
+  path_us_batched=… path_us_single=… commit_us=… fsync_us=… path_us_at_rate=… taps_per_commit_at_rate=…
 
 where `path_us_batched` is the whole call at 64 per commit, `commit_us` what committing alone adds
 (NORMAL, 1 per commit against 64) and `fsync_us` what the fdatasync adds (FULL against NORMAL, 1
-per commit).
+per commit), and the last two are the run at `--rate`.
 
     .venv/bin/python scripts/bench_tap_path.py
     .venv/bin/python scripts/bench_tap_path.py --taps 2000 --repeat 1
@@ -35,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import random
 import shutil
 import statistics
 import sys
@@ -57,13 +62,6 @@ from onecard_hub.hub import Hub
 from onecard_hub.security.keys import HubKeys
 from onecard_hub.security.protect import RequestFingerprint
 from onecard_hub.store.sqlite import SqliteStore
-
-if TYPE_CHECKING:
-    import scripts._bench_load as load
-    from scripts.bench import CLOCK_START, Children, hub_command, seed_campus
-else:  # run as a script: scripts/ is on the path
-    import _bench_load as load
-    from bench import CLOCK_START, Children, hub_command, seed_campus
 
 if TYPE_CHECKING:
     import scripts._bench_load as load
@@ -189,6 +187,44 @@ async def whole_path(
         await hub.stop()
 
 
+async def open_loop(
+    seed_db: Path, keys: Path, folder: Path, taps: int, now_ms: int, rate: float
+) -> tuple[float, float, float, float]:
+    """The whole servicer call at `rate` calls a second, arrivals at random (Poisson), each call a
+    task of its own as gRPC makes it: CPU µs per tap, taps per commit, p50 and p99 ms."""
+    hub = await _hub(seed_db, keys, folder, "FULL", now_ms)
+    try:
+        servicer = AuthorizationServicer(hub, RequestFingerprint(hub.keys), Identity(hub, tls=False))
+        requests = Requests(keys, 3, taps, now_ms - 5_000)
+        messages = [pb.AuthorizeRequest.FromString(p) for p in requests.payloads]
+        gaps = random.Random(7)
+        loop = asyncio.get_running_loop()
+        latencies: list[float] = []
+        tasks = []
+
+        async def call(message: pb.AuthorizeRequest, context: _Context, due: float) -> None:
+            await servicer.Authorize(message, context)  # type: ignore[arg-type]
+            latencies.append(loop.time() - due)
+
+        gc.collect()
+        before = hub.writer.stats().batches
+        started = time.process_time()
+        due = loop.time() + 0.01
+        for message, context in zip(messages, requests.contexts, strict=True):
+            due += gaps.expovariate(rate)
+            wait = due - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            tasks.append(asyncio.ensure_future(call(message, context, due)))
+        await asyncio.gather(*tasks)
+        cpu = 1e6 * (time.process_time() - started) / taps
+        commits = hub.writer.stats().batches - before
+        latencies.sort()
+        return cpu, taps / commits, 1e3 * latencies[taps // 2], 1e3 * latencies[int(taps * 0.99)]
+    finally:
+        await hub.stop()
+
+
 async def measure(args: argparse.Namespace, work: Path) -> str:
     seed_db, keys = seed(args, work)
     now_ms = int(datetime.fromisoformat(CLOCK_START).timestamp() * 1000) + 10_000
@@ -203,6 +239,11 @@ async def measure(args: argparse.Namespace, work: Path) -> str:
                 folder = _fresh(work, f"{synchronous}-{per_commit}-{n}")
                 value = await whole_path(seed_db, keys, folder, args.taps, now_ms, synchronous, per_commit)
                 runs.setdefault(f"{synchronous}/{per_commit}", []).append(value)
+        cpu, per_commit_at_rate, p50, p99 = await open_loop(
+            seed_db, keys, _fresh(work, f"rate{n}"), args.taps, now_ms, args.rate
+        )
+        for name, value in (("rate", cpu), ("rate/commit", per_commit_at_rate), ("p50", p50), ("p99", p99)):
+            runs.setdefault(name, []).append(value)
     med = {name: statistics.median(values) for name, values in runs.items()}
     say(f"CPU µs per tap, median of {args.repeat} runs of {args.taps} taps (process CPU, every thread):")
     for name in PHASES:
@@ -215,10 +256,15 @@ async def measure(args: argparse.Namespace, work: Path) -> str:
     commit = med["NORMAL/1"] - med[f"NORMAL/{BATCH}"]
     fsync = med["FULL/1"] - med["NORMAL/1"]
     say(f"  a commit of its own adds {commit:.1f}; its fdatasync (and the thread hand-off) {fsync:.1f}")
+    say(
+        f"  whole call at {args.rate:g}/s, arrivals at random      {med['rate']:7.1f}"
+        f"   ({med['rate/commit']:.2f} taps a commit; p50 {med['p50']:.2f} ms, p99 {med['p99']:.2f} ms)"
+    )
     fields = " ".join(f"{p}_us={med[p]:.1f}" for p in PHASES)
     return (
         f"bench-tap-path: {fields} path_us_batched={med[f'FULL/{BATCH}']:.1f} "
-        f"path_us_single={med['FULL/1']:.1f} commit_us={commit:.1f} fsync_us={fsync:.1f}"
+        f"path_us_single={med['FULL/1']:.1f} commit_us={commit:.1f} fsync_us={fsync:.1f} "
+        f"path_us_at_rate={med['rate']:.1f} taps_per_commit_at_rate={med['rate/commit']:.2f}"
     )
 
 
@@ -244,11 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--taps", type=int, default=6400, help="taps per run (default 6400)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (default 3)")
+    parser.add_argument("--rate", type=float, default=1000, help="calls a second of the last run (1000)")
     parser.add_argument("--students", type=int, default=20_000, help="students to seed (default 20000)")
     parser.add_argument("--python", default=sys.executable, help="interpreter for `onecard-hub seed`")
     args = parser.parse_args(argv)
-    if args.taps < BATCH or args.repeat < 1:
-        parser.error(f"--taps must be at least {BATCH} and --repeat positive")
+    if args.taps < BATCH or args.repeat < 1 or args.rate <= 0:
+        parser.error(f"--taps must be at least {BATCH}, --repeat and --rate positive")
     work = Path(tempfile.mkdtemp(prefix="onecard-tap-path-"))
     try:
         line = uvloop.run(measure(args, work))

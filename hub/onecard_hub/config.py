@@ -86,8 +86,9 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--commit-linger-ms",
         type=float,
-        help="when busy, how long a group commit waits for more rows"
-        " [ONECARD_COMMIT_LINGER_MS] (8; 0 = never)",
+        help="the most time between the starts of two group commits, when the hub's core is 90%%"
+        " busy or more; less when less busy, none below half a core [ONECARD_COMMIT_LINGER_MS]"
+        " (8; 0 = never wait)",
     )
     parser.add_argument(
         "--tls",

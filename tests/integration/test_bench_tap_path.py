@@ -15,7 +15,8 @@ pytestmark = pytest.mark.slow
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_tap_path.py"
 FIELDS = (
     "decode_us", "identify_us", "validate_us", "fingerprint_us", "decide_us", "render_us",
-    "path_us_batched", "path_us_single", "commit_us", "fsync_us",
+    "path_us_batched", "path_us_single", "commit_us", "fsync_us", "path_us_at_rate",
+    "taps_per_commit_at_rate",
 )  # fmt: skip
 
 
@@ -33,9 +34,10 @@ def test_prints_every_phase_and_the_commit_costs() -> None:
     pairs = dict(item.split("=", 1) for item in last.removeprefix("bench-tap-path: ").split())
     assert tuple(pairs) == FIELDS
     for name in FIELDS:
-        assert re.fullmatch(r"-?\d+\.\d", pairs[name]), (name, pairs[name])
-    for name in ("path_us_batched", "path_us_single"):
+        assert re.fullmatch(r"-?\d+\.\d+", pairs[name]), (name, pairs[name])
+    for name in ("path_us_batched", "path_us_single", "path_us_at_rate"):
         assert float(pairs[name]) > 0, (name, last)  # the whole call took CPU
+    assert float(pairs["taps_per_commit_at_rate"]) >= 1, last  # every commit carried a tap at least
 
 
 def test_refuses_fewer_taps_than_a_group_commit() -> None:

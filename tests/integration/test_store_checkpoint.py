@@ -106,7 +106,7 @@ async def test_a_failed_write_leaves_nothing_behind(campus_dir: Path) -> None:
     await store.close()
 
 
-async def test_the_writer_lingers_only_while_the_hub_is_saturated(campus_dir: Path) -> None:
+async def test_the_writer_paces_commits_by_how_busy_the_hub_is(campus_dir: Path) -> None:
     store = SqliteStore(campus_dir / "hub.db")
     await store.open()
     loop = asyncio.get_running_loop()
@@ -115,7 +115,8 @@ async def test_the_writer_lingers_only_while_the_hub_is_saturated(campus_dir: Pa
     def cpu_clock() -> float:
         return meter["used"] + meter["share"] * (loop.time() - meter["since"])
 
-    writer = JournalWriter(store, linger_s=0.05, busy_window_s=0.02, cpu_clock=cpu_clock)
+    # paced from half a core: 50 ms apart at 70%, 100 ms at 90% and above
+    writer = JournalWriter(store, linger_s=0.1, busy_window_s=0.02, cpu_clock=cpu_clock)
     writer.start()
 
     def row(n: int) -> Batch:
@@ -130,29 +131,31 @@ async def test_the_writer_lingers_only_while_the_hub_is_saturated(campus_dir: Pa
         closed by a commit), the second wholly at that share."""
         meter.update(used=cpu_clock(), share=cpu_share, since=loop.time())
         for n in range(2):
-            await asyncio.sleep(0.03)
+            await asyncio.sleep(0.06)
             await writer.submit(row(1000 + 10 * len(shares) + n))
         shares.append(cpu_share)
 
+    async def commits(first: int, second_after: float) -> int:
+        """Commits made for a row and another `second_after` seconds later."""
+        before = writer.stats().batches
+        await asyncio.gather(writer.submit(row(first)), later(first + 1, second_after))
+        return writer.stats().batches - before
+
     shares: list[float] = []
     # light load: a row 10 ms after another gets its own commit
-    await asyncio.gather(writer.submit(row(0)), later(1, 0.01))
-    assert writer.stats().batches == 2
-    # a window at 80% of a core is not saturated: still no waiting
-    await window(0.8)
-    before = writer.stats().batches
-    await asyncio.gather(writer.submit(row(2)), later(3, 0.01))
-    assert writer.stats().batches == before + 2
-    # a window at 100%: the next commit waits for the row that comes 10 ms later
+    assert await commits(0, 0.01) == 2
+    # a window at 40% of a core: still no waiting
+    await window(0.4)
+    assert await commits(2, 0.01) == 2
+    # at 70%: a commit starts 50 ms after the last one at the soonest, so a row 10 ms later joins it
+    await window(0.7)
+    assert await commits(4, 0.01) == 1
+    # at 100%: commits go 100 ms apart, so a row 60 ms later still joins
     await window(1.0)
-    busy_from = writer.stats().batches
-    await asyncio.gather(writer.submit(row(4)), later(5, 0.01))
-    assert writer.stats().batches == busy_from + 1
+    assert await commits(6, 0.06) == 1
     # the load falls back (a window at 30%): single rows commit at once again
     await window(0.3)
-    calm_from = writer.stats().batches
-    await asyncio.gather(writer.submit(row(6)), later(7, 0.01))
-    assert writer.stats().batches == calm_from + 2
+    assert await commits(8, 0.01) == 2
     await writer.close()
     await store.close()
 
