@@ -36,6 +36,13 @@ comparison can be believed here:
    metrics_cpu_us=…` (and `tracing_…`; CPU per call of the open loop) between `echo_p99_ms_at_1000` and
    `ratio_iqr`. Telemetry's cost is the difference in CPU per call between hub and hub+metrics.
 
+With `--baseline DIR` a hub run from another checkout of this repository (`git worktree add DIR <commit>`;
+its code on PYTHONPATH ahead of this one's, the same seeded database, so the schema must be one it reads)
+is loaded in every round too, as "hub@base": a change is measured against the code before it in the same
+rounds, seconds apart, which the machine's drift cannot tell apart. The summary prints its ratio to echo,
+its p99 and CPU per call, and the paired ratio hub/hub@base; the line gains `base_ratio=…
+base_p99_ms_at_1000=… base_cpu_us_closed=… base_cpu_us_open=… hub_over_base=…` before `ratio_iqr`.
+
 Every slice also shows how busy CPU 0 was with processes other than the servers ("others"): when other
 work shares the machine, throughput drops and spreads, and the calibration shows by how much.
 
@@ -49,6 +56,7 @@ the bench itself and of the machine's noise.
     .venv/bin/python scripts/bench.py --rounds 3 --keep
     .venv/bin/python scripts/bench.py --echo-only     # the bench's own noise; every ratio should be 1
     .venv/bin/python scripts/bench.py --metrics --tracing   # telemetry's cost, measured in the same run
+    .venv/bin/python scripts/bench.py --baseline /tmp/base  # this checkout against the one in /tmp/base
 """
 
 from __future__ import annotations
@@ -82,6 +90,14 @@ EXIT_LOW_APPROVAL = 3
 PAUSE_S = 0.2  # the load generator's rest between two slices
 # The hub with telemetry on (--metrics, --tracing): its flags besides those of the plain hub.
 VARIANTS = {"hub+metrics": ("--metrics-listen", "127.0.0.1:0"), "hub+tracing": ("--trace-file",)}
+BASELINE = "hub@base"  # --baseline: the hub of another checkout
+SOURCE_DIRS = (
+    "hub",
+    "protos",
+    "clients/python",
+    "simulators",
+    "loadtest",
+)  # what `make venv` puts on the path
 SEED_ARGS = (
     "--schools", "2",
     "--initial-balance-fen", "1000000",
@@ -125,12 +141,19 @@ class Children:
         return True
 
     def start(
-        self, argv: list[str], *, log: Path, cpu: int | None, pipe: bool = False
+        self,
+        argv: list[str],
+        *,
+        log: Path,
+        cpu: int | None,
+        pipe: bool = False,
+        env: dict[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
-        """Starts `argv` with its output in `log`; with `pipe`, its stdout is a pipe to read instead."""
+        """Starts `argv` with its output in `log`; with `pipe`, its stdout is a pipe to read instead;
+        `env` is added to this process's environment."""
         if cpu is not None and self.pin:
             argv = ["taskset", "-c", str(cpu), *argv]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         with log.open("ab") as out:
             out.write(f"$ {shlex.join(argv)}\n".encode())
             out.flush()
@@ -204,6 +227,7 @@ class Setup:
     hub: list[str] | None  # the hub's command line before its subcommand; None with --echo-only
     seed_db: Path
     keys: Path
+    baseline: Path | None = None  # --baseline: the checkout "hub@base" runs from
 
 
 def hub_command(python: str) -> list[str]:
@@ -326,9 +350,12 @@ def start_server(args: argparse.Namespace, setup: Setup, children: Children, nam
             argv.append(str(folder / "traces.jsonl"))
     else:
         argv = [setup.python, str(SCRIPTS / "echo_server.py"), "--listen", listen, *clock]
+    env = None
+    if name == BASELINE and setup.baseline is not None:
+        env = {"PYTHONPATH": os.pathsep.join(str(setup.baseline / d) for d in SOURCE_DIRS)}
     log = folder / "server.log"
     started = time.monotonic()
-    proc = children.start(argv, log=log, cpu=SERVER_CPU)
+    proc = children.start(argv, log=log, cpu=SERVER_CPU, env=env)
     _wait_listening(proc, log, name, timeout=args.start_timeout)
     return Started(name, proc, listen, log, time.monotonic() - started)
 
@@ -508,8 +535,12 @@ def print_round(r: dict[str, Any], rounds: int, echo_only: bool) -> None:
         say(_row(r, name, _label(name, echo_only)))
     closed = r["closed"]
     base = closed["echo"]["rps"]
-    ratios = [f"{_label(n, echo_only)}/echo {closed[n]['rps'] / base:.3f}" for n in r["order"] if n != "echo"]
-    say("  ratios: " + ", ".join(ratios) if base > 0 else "  ratios: - (echo made no call)")
+    if base > 0:
+        say("  ratios: " + ", ".join(
+            f"{_label(n, echo_only)}/echo {closed[n]['rps'] / base:.3f}" for n in r["order"] if n != "echo"
+        ))  # fmt: skip
+    else:
+        say("  ratios: - (echo made no call)")
     counted = outcomes([r], "hub")
     hub_share = approval_share(counted)
     if hub_share < MIN_APPROVAL_SHARE:
@@ -564,6 +595,25 @@ def _variants(rounds: list[dict[str, Any]], names: list[str]) -> str:
         )
         fields.append(f"{key}_ratio={ratio:.2f} {key}_cpu_us={_num(cpu)}")
     return f" hub_cpu_us={_num(hub_cpu)} " + " ".join(fields) if fields else ""
+
+
+def _baseline(rounds: list[dict[str, Any]], names: list[str]) -> str:
+    """--baseline: hub@base against echo and against the hub, printed; its `bench:` fields."""
+    if BASELINE not in names:
+        return ""
+    ratios, over = paired(rounds, BASELINE), paired(rounds, "hub", BASELINE)
+    ratio = statistics.median(ratios) if ratios else 0.0
+    hub_over = statistics.median(over) if over else 0.0
+    p99 = pooled_p99(rounds, BASELINE)
+    closed, opened = pooled_cpu_us(rounds, "closed", BASELINE), pooled_cpu_us(rounds, "open", BASELINE)
+    say(f"  {BASELINE}: ratio {ratio:.3f} to echo; p99 at the fixed rate {_ms(p99)} ms; CPU per call "
+        f"{_num(closed)} / {_num(opened)} µs (closed / open)")  # fmt: skip
+    if over:
+        say(f"  hub/{BASELINE}, paired per round: {_spread(over)}")
+    return (
+        f" base_ratio={ratio:.2f} base_p99_ms_at_1000={_ms(p99)} base_cpu_us_closed={_num(closed)}"
+        f" base_cpu_us_open={_num(opened)} hub_over_base={hub_over:.2f}"
+    )
 
 
 QUIET = 0.10  # others' share of CPU 0 under which a slice counts as quiet
@@ -656,7 +706,7 @@ def summarize(rounds: list[dict[str, Any]], names: list[str], echo_only: bool) -
         f"bench: hub_rps={hub_rps:.0f} echo_rps={echo_rps:.0f} ratio={ratio:.2f} "
         f"p99_ms_at_1000={_ms(hub_p99)} echo_p99_ms_at_1000={_ms(echo_p99)}"
     )
-    line += _variants(rounds, names)
+    line += _variants(rounds, names) + _baseline(rounds, names)
     line += (
         f" ratio_iqr={r_q1:.2f}..{r_q3:.2f} calibration={cal:.2f} calibration_spread={c_q1:.2f}..{c_q3:.2f}"
         f" hub_cpu_us_closed={_num(hub_closed)} echo_cpu_us_closed={_num(echo_closed)}"
@@ -714,6 +764,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also load the hub with --trace-file each round (hub+tracing): the cost of tracing every call",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="also load a hub run from the checkout in DIR each round (hub@base): a change measured"
+        " against the code before it",
+    )
     args = parser.parse_args(argv)
     if args.echo_only and (args.metrics or args.tracing):
         parser.error("--metrics and --tracing measure the hub: not with --echo-only")
@@ -721,7 +778,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--rounds, --inflight, --rate and --students must be positive")
     if args.closed_seconds <= 0 or args.open_seconds <= 0 or args.warmup_seconds < 0:
         parser.error("--closed-seconds and --open-seconds must be positive, --warmup-seconds not negative")
-    servers = 3 + args.metrics + args.tracing
+    if args.baseline is not None and not (args.baseline / "hub" / "onecard_hub").is_dir():
+        parser.error(f"--baseline {args.baseline}: not a checkout of this repository (no hub/onecard_hub)")
+    if args.baseline is not None and args.echo_only:
+        parser.error("--baseline measures a hub: not with --echo-only")
+    servers = 3 + args.metrics + args.tracing + (args.baseline is not None)
     if round_seconds(args, servers) > 40:
         parser.error(
             f"a round of {servers} servers would take {round_seconds(args, servers):.0f} s: it must stay "
@@ -756,9 +817,10 @@ def bench(args: argparse.Namespace, children: Children, work: Path) -> tuple[str
     else:
         hub = hub_command(args.python)
         seed_db, keys = seed_campus(children, hub, seed_folder, args.students)
-    setup = Setup(work, args.python, hub, seed_db, keys)
+    setup = Setup(work, args.python, hub, seed_db, keys, args.baseline)
     names = ["hub", "echo", "echo2"]
     names += [v for v, on in (("hub+metrics", args.metrics), ("hub+tracing", args.tracing)) if on]
+    names += [BASELINE] if args.baseline is not None else []
     servers = [start_server(args, setup, children, name) for name in names]
     say("servers started (spawn to listening): " + ", ".join(
         f"{_label(s.name, args.echo_only)} {s.start_s:.1f} s" for s in servers))  # fmt: skip

@@ -8,6 +8,7 @@ timing.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,30 @@ def test_a_bad_slice_length_is_refused_before_anything_starts() -> None:
     done = _bench("--echo-only", "--open-seconds", "30")
     assert done.returncode == 2
     assert "QR tokens expire" in done.stderr
+
+
+def test_a_baseline_checkout_is_loaded_beside_the_hub_from_its_own_code(tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    shutil.copytree(BENCH.parents[1] / "hub" / "onecard_hub", base / "hub" / "onecard_hub")
+    marker = tmp_path / "ran-from-base"
+    # imported at start by any interpreter with base/hub on its path: proves hub@base ran this code
+    (base / "hub" / "sitecustomize.py").write_text(f"open({str(marker)!r}, 'a').write('x')\n")
+    done = _bench("--rounds", "1", "--students", "3000", "--baseline", str(base))
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    fields = _fields(done.stdout.splitlines()[-1])
+    base_fields = (
+        "base_ratio",
+        "base_p99_ms_at_1000",
+        "base_cpu_us_closed",
+        "base_cpu_us_open",
+        "hub_over_base",
+    )
+    assert tuple(fields) == (*FIELDS[:5], *base_fields, *FIELDS[5:])
+    assert float(fields["base_cpu_us_closed"]) > 0 and float(fields["hub_over_base"]) > 0
+    assert marker.read_text() == "x"  # the baseline's hub, and only it, started from the copy
+
+
+def test_a_baseline_that_is_not_a_checkout_is_refused(tmp_path: Path) -> None:
+    done = _bench("--rounds", "1", "--baseline", str(tmp_path))
+    assert done.returncode == 2
+    assert "not a checkout of this repository" in done.stderr
