@@ -127,9 +127,10 @@ class Hub:
         self.writer.start()
         self._housekeeping = asyncio.get_running_loop().create_task(self._tidy(), name="housekeeping")
         log.info(
-            "hub state loaded: %d schools, %d cards, %d terminals, %d recent requests",
+            "hub state loaded: %d schools, %d cards in memory (the others when first used), %d terminals,"
+            " %d recent requests",
             len(self.campus.schools),
-            len(self.campus.cards),
+            dict.__len__(self.campus.cards),  # len() would build every card (domain/on_demand.py)
             len(self.campus.terminals),
             len(self.registry),
         )

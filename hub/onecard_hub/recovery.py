@@ -1,12 +1,14 @@
 """Rebuilds the hub's hot state from the store's snapshot at start.
 
-The journal is the truth: balances come from the ledger's accounts; counters, PIN
-failures and presence from card_state; today's spending, meal counts, used QR nonces,
-refundable purchases and pending reversals from the requests of the retention window.
-Each student's current card and guardians (the card office) from cards and guardians.
-Blocklists come from the cards' statuses, their versions and recent changes from
-blocklist_changes; misuse signals from misuse_signals; heartbeats from terminal_status; the keys of every
-booked offline record (and the debts they left) from offline_transactions.
+The journal is the truth: balances come from the ledger's accounts; students and cards
+(counters, PIN failures and presence from card_state and the log's tail) are read when first
+needed (campus_loader.py), each student with all their cards; today's spending, meal counts,
+used QR nonces, refundable purchases and pending reversals from the requests of the retention
+window. Each student's current card (the card office) when the student is read; guardians from
+guardians. Blocklists come from the statuses of the cards (read without building the cards),
+their versions and recent changes from blocklist_changes; misuse signals from misuse_signals;
+heartbeats from terminal_status; the keys of every booked offline record (and the debts they
+left) from offline_transactions.
 """
 
 from __future__ import annotations
@@ -15,29 +17,22 @@ import gc
 import json
 from dataclasses import dataclass, field
 
+from onecard_hub.campus_loader import CampusLoader
 from onecard_hub.domain.campus import Campus, GatePass, PinHasher, Purchase
-from onecard_hub.domain.card_lifecycle import DEAD, CardBook
+from onecard_hub.domain.card_lifecycle import CardBook
 from onecard_hub.domain.clock import business_day
 from onecard_hub.domain.exam import CheckIn, ExamSession, Seat
 from onecard_hub.domain.guardian import Guardian, Relation
 from onecard_hub.domain.ledger import Account, AccountKind, Ledger
 from onecard_hub.domain.library import Library, Loan
 from onecard_hub.domain.model import (
-    NO_MEALS,
-    BankStatus,
     CardKeys,
-    CardStatus,
-    Enrollment,
-    LoadedCard,
     Operator,
     Presence,
     Scene,
     School,
-    Student,
-    StudentGroup,
     Terminal,
     TerminalKind,
-    Wallet,
 )
 from onecard_hub.domain.offline import OfflineBook
 from onecard_hub.domain.pii import mask_name
@@ -53,8 +48,6 @@ REFUND = "Refund"
 REVERSE = "Reverse"
 OUTCOME_REVERSED = 1
 OUTCOME_ORIGINAL_NOT_SEEN = 3
-BOOLS = (False, True)  # SQLite's 0 and 1
-MASKS_KEPT = 100_000  # names whose masked form is kept while the students are built (names repeat)
 
 
 @dataclass
@@ -93,15 +86,19 @@ def rebuild(snap: Snapshot, keys: HubKeys, pin_hasher: PinHasher, now_ms: int) -
 
 
 def _rebuild(snap: Snapshot, keys: HubKeys, pin_hasher: PinHasher, now_ms: int) -> HotState:
+    if snap.campus_rows is None:
+        raise ValueError("a snapshot without the campus' students and cards (store.load makes them)")
     ledger = _ledger(snap)
     campus = Campus(ledger, pin_hasher)
     for s in snap.schools:
         campus.schools[s.school_id] = School(
             s.school_id, s.name, policy_from_json(s.policy_json), live_scenes_from_text(s.live_scenes)
         )
-    _students(snap, campus)
-    card_book = CardBook()  # cards in issue order: the newest live card is the student's current one
-    _cards(snap, campus, card_book, CardKeys(keys.issuer_master.key, keys.ecard_master.key))
+    card_book = CardBook()  # each student's current card: the newest live one, in issue order
+    loader = CampusLoader(
+        snap.campus_rows, campus, card_book, CardKeys(keys.issuer_master.key, keys.ecard_master.key)
+    )
+    loader.attach()  # students and cards are built when first needed (campus_loader.py)
     for g in snap.guardians:
         card_book.guardians.setdefault(g.student_id, []).append(
             Guardian(
@@ -119,7 +116,7 @@ def _rebuild(snap: Snapshot, keys: HubKeys, pin_hasher: PinHasher, now_ms: int) 
             known.last_seen_ms = h.last_seen_ms
             known.software_version = h.software_version
             known.offline_pending = h.offline_pending
-    campus.build_blocklists(snap.blocklist_changes)
+    campus.build_blocklists(snap.blocklist_changes, loader.blocked_cards())
     campus.misuse.restore(snap.misuse_signals)
     today = business_day(now_ms)
     offline = OfflineBook()
@@ -176,8 +173,7 @@ def _rebuild(snap: Snapshot, keys: HubKeys, pin_hasher: PinHasher, now_ms: int) 
     return state
 
 
-# -- the campus' big tables: a million rows each, built straight from the store's tuples ----------
-# (no row objects, enums by lookup, repeated strings shared, the rows of one chunk in memory)
+# -- the ledger: a million accounts, built straight from the store's tuples ----------------------
 
 
 def _ledger(snap: Snapshot) -> Ledger:
@@ -188,87 +184,6 @@ def _ledger(snap: Snapshot) -> Ledger:
         for account_id, kind, owner, balance_fen in chunk:
             accounts[account_id] = Account(account_id, kinds[kind], owner, balance_fen)
     return ledger
-
-
-def _students(snap: Snapshot, campus: Campus) -> None:
-    accounts, students = campus.ledger.accounts, campus.students
-    groups = {g.value: g for g in StudentGroup}
-    enrollments = {e.value: e for e in Enrollment}
-    # school ids, masked names and ID numbers, birth dates: one string for all who share it
-    shared: dict[str, str] = {s: s for s in campus.schools}
-    masks: dict[str, str] = {}  # name → masked name: names repeat, masking each once is enough
-    for chunk in snap.students.chunks():
-        for student_id, school_id, name, _, id_index, id_masked, birth, group, enrollment, wallet_id in chunk:
-            account = accounts[wallet_id]
-            if account.owner == student_id:
-                account.owner = student_id  # one string for both
-            masked = masks.get(name)
-            if masked is None:
-                masked = mask_name(name)
-                masked = shared.setdefault(masked, masked)
-                if len(masks) < MASKS_KEPT:
-                    masks[name] = masked
-            students[student_id] = Student(
-                student_id,
-                shared.setdefault(school_id, school_id),
-                masked,
-                groups[group],
-                enrollments[enrollment],
-                Wallet(account, -1, 0, NO_MEALS),
-                shared.setdefault(birth, birth),
-                id_index,
-                shared.setdefault(id_masked, id_masked),
-            )
-
-
-def _cards(snap: Snapshot, campus: Campus, card_book: CardBook, keys: CardKeys) -> None:
-    """Every card, its keys derived on first use (LoadedCard); each student's current card as
-    CardBook.note_card keeps it."""
-    students, cards, current = campus.students, campus.cards, card_book.current
-    statuses = {s.value: s for s in CardStatus}
-    bank_statuses = {s.value: s for s in BankStatus}
-    presences = {p.value: p for p in Presence}
-    banks: dict[str, str] = {}
-    for chunk in snap.cards.chunks():
-        for (
-            card_no,
-            student_id,
-            status_text,
-            pin_hash,
-            bank_code,
-            atc,
-            pin_failures,
-            presence,
-            bank_status,
-            generation,
-            ecard_issued,
-            ecard_suspended,
-            issued_ms,
-            replaced_by,
-        ) in chunk:
-            student = students[student_id]
-            status = statuses[status_text]
-            cards[card_no] = LoadedCard(
-                keys,
-                card_no,
-                student,
-                status,
-                pin_hash,
-                atc,
-                pin_failures,
-                presences[presence],
-                BOOLS[ecard_suspended],
-                BOOLS[ecard_issued],
-                generation,
-                banks.setdefault(bank_code, bank_code),
-                bank_statuses[bank_status],
-                issued_ms,
-                replaced_by,
-            )
-            if status not in DEAD:
-                current[student.student_id] = card_no
-            elif current.get(student.student_id) == card_no:
-                del current[student.student_id]
 
 
 def _usage(snap: Snapshot, campus: Campus, today: int) -> UsageBook:

@@ -109,7 +109,7 @@ def student_of(hub: Hub, operator: Operator, student_id: str) -> Student:
 
 
 def card_nos_of(hub: Hub, student: Student) -> list[str]:
-    return sorted(c.card_no for c in hub.campus.cards.values() if c.student is student)
+    return sorted(c.card_no for c in hub.campus.cards_of(student))
 
 
 def today(hub: Hub) -> date:

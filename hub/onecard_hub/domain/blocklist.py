@@ -35,6 +35,9 @@ def blocks(status: CardStatus) -> bool:
     return status is not CardStatus.ACTIVE
 
 
+BLOCKING_STATUSES = frozenset(status for status in CardStatus if blocks(status))
+
+
 @dataclass(frozen=True, slots=True)
 class BlocklistChange:
     """One card joining (`added`) or leaving the school's blocklist, at `version`."""

@@ -33,6 +33,7 @@ from onecard_hub.domain.model import (
     Terminal,
     Wallet,
 )
+from onecard_hub.domain.on_demand import OnDemand
 
 # How far a terminal's tap time may be from the hub's clock (in business time).
 CLOCK_SKEW_MS = 5 * 60_000
@@ -142,13 +143,20 @@ class Campus:
 
     # -- card status and the blocklist ---------------------------------------------
 
-    def build_blocklists(self, changes: Iterable[BlocklistChange] = ()) -> None:
-        """Makes every school's blocklist from the cards' statuses, and its version and recent
-        changes from the change log read back from the store (at start)."""
+    def build_blocklists(
+        self, changes: Iterable[BlocklistChange] = (), blocked: Iterable[tuple[str, str]] | None = None
+    ) -> None:
+        """Makes every school's blocklist from the cards' statuses — or from `blocked`, the
+        (card_no, school_id) of every card whose status blocks it, as the store reads them at start
+        while the cards are not in memory — and its version and recent changes from the change log
+        read back from the store (at start)."""
         self.blocklists = {school_id: Blocklist(school_id) for school_id in self.schools}
-        for card in self.cards.values():
-            if blocks(card.status):
-                self.blocklist(card.student.school_id).card_nos.add(card.card_no)
+        if blocked is None:
+            blocked = (
+                (card.card_no, card.student.school_id) for card in self.cards.values() if blocks(card.status)
+            )
+        for card_no, school_id in blocked:
+            self.blocklist(school_id).card_nos.add(card_no)
         by_school: dict[str, list[BlocklistChange]] = {}
         for change in changes:
             by_school.setdefault(change.school_id, []).append(change)
@@ -181,15 +189,22 @@ class Campus:
         old_school = student.school_id
         student.school_id = school_id
         changes: list[BlocklistChange] = []
-        for card in self.cards.values():
-            if card.student is student:
-                for change in (
-                    self.blocklist(old_school).update(card.card_no, CardStatus.ACTIVE, at_ms),
-                    self.blocklist(school_id).update(card.card_no, card.status, at_ms),
-                ):
-                    if change is not None:
-                        changes.append(change)
+        for card in self.cards_of(student):
+            for change in (
+                self.blocklist(old_school).update(card.card_no, CardStatus.ACTIVE, at_ms),
+                self.blocklist(school_id).update(card.card_no, card.status, at_ms),
+            ):
+                if change is not None:
+                    changes.append(change)
         return changes
+
+    def cards_of(self, student: Student) -> list[Card]:
+        """The student's cards, in the order they were issued. (When the cards are built on first
+        use, domain/on_demand.py, a student in memory has all their cards in memory beside them:
+        looking among those is enough.)"""
+        cards = self.cards
+        held = cards.in_memory() if isinstance(cards, OnDemand) else cards.values()
+        return [card for card in held if card.student is student]
 
     # -- the critical path ---------------------------------------------------------
 

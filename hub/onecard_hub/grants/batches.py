@@ -83,7 +83,7 @@ def usable(card: Card) -> bool:
 
 def current_card(hub: Hub, student: Student) -> Card | None:
     """The card that carries the student's bank account now (not replaced nor cancelled)."""
-    cards = [c for c in hub.campus.cards.values() if c.student is student and usable(c)]
+    cards = [c for c in hub.campus.cards_of(student) if usable(c)]
     return max(cards, key=lambda c: c.issued_ms) if cards else None
 
 

@@ -17,9 +17,7 @@ LEFT = (Enrollment.GRADUATED, Enrollment.WITHDRAWN)
 
 def bank_card(hub: Hub, student: Student) -> Card | None:
     """The student's newest card that is not replaced: its bank account receives the refund."""
-    cards = [
-        c for c in hub.campus.cards.values() if c.student is student and c.status is not CardStatus.REPLACED
-    ]
+    cards = [c for c in hub.campus.cards_of(student) if c.status is not CardStatus.REPLACED]
     cards.sort(key=lambda c: (c.issued_ms, c.card_no))
     return cards[-1] if cards else None
 

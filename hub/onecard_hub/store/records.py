@@ -14,6 +14,7 @@ from onecard_hub.domain.blocklist import BlocklistChange
 from onecard_hub.domain.ledger import Transfer
 from onecard_hub.domain.misuse import MisuseSignal
 from onecard_hub.domain.offline import OfflineRecord
+from onecard_hub.store.campus_rows import CampusRows
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,6 +369,8 @@ class Snapshot:
     accounts: TableRows[AccountRow] = field(default_factory=TableRows)
     students: TableRows[StudentRow] = field(default_factory=TableRows)
     cards: TableRows[CardRow] = field(default_factory=TableRows)
+    # students and cards one student at a time, as the hub first needs them (store/campus_rows.py)
+    campus_rows: CampusRows | None = None
     merchants: list[MerchantRow] = field(default_factory=list)
     terminals: list[TerminalRow] = field(default_factory=list)
     operators: list[OperatorRow] = field(default_factory=list)

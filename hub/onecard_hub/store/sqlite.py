@@ -15,6 +15,7 @@ import aiosqlite
 
 from onecard_hub.domain.offline import BOOKED, OfflineRecord
 from onecard_hub.store import statements as sql
+from onecard_hub.store.campus_rows import LOG_TAIL, CampusRows
 from onecard_hub.store.cardsys_rows import load_cardsys, write_cardsys
 from onecard_hub.store.checks import (
     NotAHubDatabase,
@@ -81,6 +82,7 @@ class SqliteStore:
         self.checkpoint_rows = checkpoint_rows
         self._db: aiosqlite.Connection | None = None  # reads
         self._journal: JournalConnection | None = None  # every write
+        self._campus_rows: CampusRows | None = None  # students and cards, as the hub first needs them
         self.wal = WalCopier(lambda: self.journal.checkpoint())  # checkpoints of the -wal file
         self.folder = Folder(
             lambda: self.journal, self._all, min_rows=checkpoint_rows, chunk_rows=fold_chunk_rows
@@ -165,6 +167,8 @@ class SqliteStore:
         either close raises."""
         await self.folder.stop()
         await self.wal.stop()
+        if self._campus_rows is not None:
+            self._campus_rows.close()
         db, journal = self._db, self._journal
         self._db = self._journal = None
         try:
@@ -240,7 +244,12 @@ class SqliteStore:
         ]
         snap.accounts = self._table(ACCOUNT_ROWS, AccountRow)
         snap.students = self._table(STUDENT_ROWS, StudentRow)
-        snap.cards = self._table(CARD_ROWS, _card_row)
+        if self._campus_rows is not None:
+            self._campus_rows.close()
+        # the latest counters the log holds beyond the last fold, per card (store/campus_rows.py)
+        tail = {no: (atc, failures, presence) for no, atc, failures, presence in await self._all(LOG_TAIL)}
+        snap.campus_rows = self._campus_rows = CampusRows(self.path, tail)
+        snap.cards = TableRows(snap.campus_rows.card_chunks, _card_row)
         snap.guardians = [
             GuardianRow(*r)
             for r in await self._all(f"SELECT {sql.GUARDIAN_COLUMNS} FROM guardians ORDER BY rowid")
@@ -376,12 +385,6 @@ ACCOUNT_ROWS = "SELECT account_id, kind, owner, balance_fen FROM account_balance
 STUDENT_ROWS = (
     "SELECT student_id, school_id, name, id_number_enc, id_number_index, id_number_masked, birth_date,"
     " student_group, enrollment, wallet_account_id FROM students"
-)
-CARD_ROWS = (
-    "SELECT c.card_no, c.student_id, c.status, c.pin_hash, c.bank_code, COALESCE(s.atc, 0),"
-    " COALESCE(s.pin_failures, 0), COALESCE(s.presence, 0), c.bank_status, c.generation,"
-    " c.ecard_issued, c.ecard_suspended, c.issued_ms, c.replaced_by"
-    " FROM cards c LEFT JOIN card_states s ON s.card_no = c.card_no ORDER BY c.rowid"
 )
 MERCHANT_ROWS = (
     "SELECT m.merchant_id, m.school_id, m.name, m.account_id, COALESCE(a.bank_code, ''),"

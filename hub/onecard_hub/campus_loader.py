@@ -1,0 +1,185 @@
+"""The campus' students and cards, built from the store when first needed (domain/on_demand.py).
+
+`CampusLoader.attach` makes the campus' `students` and `cards` `OnDemand` dictionaries: looking up a
+student, or a card, that is not in memory reads the student and ALL their cards (store/campus_rows.py)
+and builds them, so a student in memory always has every card of theirs in memory beside them, each
+student's current card (`CardBook.current`) is known from then on, and a card's `student` is the one
+student object. What is built stays. The rows are the truth for what is not in memory: every change
+the hub makes is to a student or card it holds, so nothing about one it does not hold is waiting to
+be written.
+
+Walking every student or card builds all that is missing first (`everything`), as the hub used to at
+start: the rows of a chunk at a time, straight into objects (enums by lookup, one string for every
+student sharing a school id, masked names kept while they repeat).
+"""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+from onecard_hub.domain.campus import Campus
+from onecard_hub.domain.card_lifecycle import DEAD, CardBook
+from onecard_hub.domain.ledger import Account
+from onecard_hub.domain.model import (
+    NO_MEALS,
+    BankStatus,
+    CardKeys,
+    CardStatus,
+    Enrollment,
+    LoadedCard,
+    Presence,
+    Student,
+    StudentGroup,
+    Wallet,
+)
+from onecard_hub.domain.on_demand import OnDemand
+from onecard_hub.domain.pii import mask_name
+from onecard_hub.store.campus_rows import CampusRows
+
+BOOLS = (False, True)  # SQLite's 0 and 1
+MASKS_KEPT = 100_000  # names whose masked form is kept (names repeat)
+GROUPS = {g.value: g for g in StudentGroup}
+ENROLLMENTS = {e.value: e for e in Enrollment}
+STATUSES = {s.value: s for s in CardStatus}
+BANK_STATUSES = {s.value: s for s in BankStatus}
+PRESENCES = {p.value: p for p in Presence}
+
+
+class CampusLoader:
+    def __init__(self, rows: CampusRows, campus: Campus, card_book: CardBook, keys: CardKeys) -> None:
+        self.rows = rows
+        self.campus = campus
+        self.card_book = card_book
+        self.keys = keys
+        self.accounts: dict[int, Account] = campus.ledger.accounts
+        # school ids, bank codes, masked names: one string for all who share it
+        self.shared: dict[str, str] = {s: s for s in campus.schools}
+        self.masks: dict[str, str] = {}  # name → masked name
+        self.students: OnDemand[str, Student] = OnDemand(self.fetch_student, self.everything)
+        self.cards: OnDemand[str, LoadedCard] = OnDemand(self.fetch_card, self.everything)
+
+    def attach(self) -> None:
+        """The campus' students and cards are built from the store from now on, when first needed."""
+        self.campus.students = self.students
+        self.campus.cards = self.cards  # type: ignore[assignment]
+
+    def blocked_cards(self) -> list[tuple[str, str]]:
+        return self.rows.blocked_cards()
+
+    # -- one student and their cards ------------------------------------------------------------------
+
+    def fetch_student(self, student_id: str) -> None:
+        if not isinstance(student_id, str) or dict.__contains__(self.students, student_id):
+            return
+        row = self.rows.student(student_id)
+        if row is None:
+            return
+        student = self._student(row)
+        for card_row in self.rows.cards_of(student_id):
+            self._card(card_row, student)
+
+    def fetch_card(self, card_no: str) -> None:
+        if not isinstance(card_no, str):
+            return
+        student_id = self.rows.student_of_card(card_no)
+        if student_id is not None:
+            self.fetch_student(student_id)
+
+    # -- everything --------------------------------------------------------------------------------
+
+    def everything(self) -> None:
+        """Every student and card not in memory yet, read in chunks (one walk of each table)."""
+        was_collecting = gc.isenabled()
+        gc.disable()  # a million objects that live as long as the hub: no collection halfway through
+        try:
+            held = dict.__contains__
+            students = self.students
+            added: set[str] = set()
+            for chunk in self.rows.student_chunks():
+                for row in chunk:
+                    if not held(students, row[0]):
+                        added.add(self._student(row).student_id)
+            for chunk in self.rows.card_chunks():
+                for row in chunk:
+                    if row[1] in added:
+                        self._card(row, dict.__getitem__(students, row[1]))
+            self.rows.tail.clear()  # every card is in memory: the log's tail is read for good
+            self.students.complete = self.cards.complete = True
+        finally:
+            if was_collecting:
+                gc.enable()
+
+    # -- objects from rows -------------------------------------------------------------------------
+
+    def _student(self, row: tuple[Any, ...]) -> Student:
+        student_id, school_id, name, id_index, id_masked, birth, group, enrollment, wallet_id = row
+        shared = self.shared
+        account = self.accounts[wallet_id]
+        if account.owner == student_id:
+            student_id = account.owner  # one string for both
+        masked = self.masks.get(name)
+        if masked is None:
+            masked = mask_name(name)
+            masked = shared.setdefault(masked, masked)
+            if len(self.masks) < MASKS_KEPT:
+                self.masks[name] = masked
+        student = Student(
+            student_id,
+            shared.setdefault(school_id, school_id),
+            masked,
+            GROUPS[group],
+            ENROLLMENTS[enrollment],
+            Wallet(account, -1, 0, NO_MEALS),
+            birth,
+            id_index,
+            id_masked,
+        )
+        dict.__setitem__(self.students, student_id, student)
+        return student
+
+    def _card(self, row: tuple[Any, ...], student: Student) -> None:
+        (
+            card_no,
+            _,
+            status_text,
+            pin_hash,
+            bank_code,
+            atc,
+            pin_failures,
+            presence,
+            bank_status,
+            generation,
+            ecard_issued,
+            ecard_suspended,
+            issued_ms,
+            replaced_by,
+        ) = row
+        status = STATUSES[status_text]
+        dict.__setitem__(
+            self.cards,
+            card_no,
+            LoadedCard(
+                self.keys,
+                card_no,
+                student,
+                status,
+                pin_hash,
+                atc,
+                pin_failures,
+                PRESENCES[presence],
+                BOOLS[ecard_suspended],
+                BOOLS[ecard_issued],
+                generation,
+                self.shared.setdefault(bank_code, bank_code),
+                BANK_STATUSES[bank_status],
+                issued_ms,
+                replaced_by,
+            ),
+        )
+        self.rows.tail.pop(card_no, None)  # the card in memory from now on is its truth
+        current = self.card_book.current  # the newest live card, in issue order (CardBook.note_card)
+        if status not in DEAD:
+            current[student.student_id] = card_no
+        elif current.get(student.student_id) == card_no:
+            del current[student.student_id]

@@ -1,0 +1,125 @@
+"""The campus' students and cards as the hub reads them when it first needs one (recovery.py):
+a student's row and the rows of all their cards, each card with its current counters.
+
+The hub does not read the million students and cards of a large campus at start. It reads a
+student, with all their cards, the first time a call names the student or one of the cards, through
+`CampusRows`: a read-only connection of its own on the event loop's thread (a lookup by primary key
+or index, tens of microseconds), and it keeps what it built. A whole walk (`student_chunks`,
+`card_chunks`) is for the few callers that need every student or card.
+
+A card's counters are `card_state` (what the last fold wrote) unless `card_state_log` holds rows for
+the card that no fold took in yet; the latest of those is read once, when the store loads (`tail`),
+not per card: every row the log gains later is about a card the hub already holds, so a card read
+later has no log rows but those of the tail.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from onecard_hub.domain.blocklist import BLOCKING_STATUSES
+
+# A card's columns, in the order of records.CardRow's fields.
+CARD_COLUMNS = (
+    "c.card_no, c.student_id, c.status, c.pin_hash, c.bank_code, COALESCE(s.atc, 0),"
+    " COALESCE(s.pin_failures, 0), COALESCE(s.presence, 0), c.bank_status, c.generation,"
+    " c.ecard_issued, c.ecard_suspended, c.issued_ms, c.replaced_by"
+)
+CARDS = f"SELECT {CARD_COLUMNS} FROM cards c LEFT JOIN card_state s ON s.card_no = c.card_no"
+STUDENT_COLUMNS = (
+    "student_id, school_id, name, id_number_index, id_number_masked, birth_date, student_group,"
+    " enrollment, wallet_account_id"
+)
+# The latest counters of each card the log holds (the log is folded away every so often).
+LOG_TAIL = (
+    "SELECT card_no, atc, pin_failures, presence FROM card_state_log"
+    " WHERE entry_id IN (SELECT MAX(entry_id) FROM card_state_log GROUP BY card_no)"
+)
+CHUNK_ROWS = 4_096  # rows of a whole walk in memory at once
+STATE = slice(5, 8)  # atc, pin_failures, presence in a card's row
+
+CardTail = dict[str, tuple[int, int, int]]  # card_no → the latest (atc, pin_failures, presence) logged
+
+
+def with_tail(row: tuple[Any, ...], tail: CardTail) -> tuple[Any, ...]:
+    """A card's row with its counters from the tail of the log, when the log has any."""
+    logged = tail.get(row[0])
+    return row if logged is None else (*row[: STATE.start], *logged, *row[STATE.stop :])
+
+
+class CampusRows:
+    """Students and cards read one student at a time (or all of them, walked in chunks), through a
+    read-only connection used on one thread: the event loop's."""
+
+    def __init__(self, path: Path, tail: CardTail) -> None:
+        self.path = path
+        self.tail = tail
+        self._uri = path.resolve().as_uri() + "?mode=ro"
+        self._db: sqlite3.Connection | None = None
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = sqlite3.connect(self._uri, uri=True, isolation_level=None)
+            self._db.execute("PRAGMA busy_timeout=5000")
+        return self._db
+
+    def close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()
+
+    # -- one student ---------------------------------------------------------------------------------
+
+    def student(self, student_id: str) -> tuple[Any, ...] | None:
+        """The student's row (STUDENT_COLUMNS), None when there is no such student."""
+        found: tuple[Any, ...] | None = (
+            self._conn()
+            .execute(f"SELECT {STUDENT_COLUMNS} FROM students WHERE student_id = ?", (student_id,))
+            .fetchone()
+        )
+        return found
+
+    def student_of_card(self, card_no: str) -> str | None:
+        row = self._conn().execute("SELECT student_id FROM cards WHERE card_no = ?", (card_no,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def cards_of(self, student_id: str) -> list[tuple[Any, ...]]:
+        """The student's cards in issue order (rowid), with their current counters."""
+        rows = self._conn().execute(f"{CARDS} WHERE c.student_id = ? ORDER BY c.rowid", (student_id,))
+        return [with_tail(row, self.tail) for row in rows]
+
+    # -- everything ----------------------------------------------------------------------------------
+
+    def blocked_cards(self) -> list[tuple[str, str]]:
+        """(card_no, school_id) of every card whose status puts it on its school's blocklist."""
+        marks = ", ".join("?" * len(BLOCKING_STATUSES))
+        rows = self._conn().execute(
+            "SELECT c.card_no, s.school_id FROM cards c JOIN students s ON s.student_id = c.student_id"
+            f" WHERE c.status IN ({marks}) ORDER BY c.rowid",
+            sorted(status.value for status in BLOCKING_STATUSES),
+        )
+        return [(str(no), str(school)) for no, school in rows]
+
+    def student_chunks(self) -> Iterator[Sequence[tuple[Any, ...]]]:
+        """Every student's row (STUDENT_COLUMNS), in rowid order, a chunk at a time."""
+        return self._walk(f"SELECT {STUDENT_COLUMNS} FROM students ORDER BY rowid")
+
+    def card_chunks(self) -> Iterator[Sequence[tuple[Any, ...]]]:
+        """Every card's row with its current counters, in issue order, a chunk at a time."""
+        tail = self.tail
+        for chunk in self._walk(f"{CARDS} ORDER BY c.rowid"):
+            yield [with_tail(row, tail) for row in chunk] if tail else chunk
+
+    def _walk(self, query: str) -> Iterator[Sequence[tuple[Any, ...]]]:
+        # a connection of its own: a walk may be read while point reads go on
+        conn = sqlite3.connect(self._uri, uri=True)
+        try:
+            cursor = conn.execute(query)
+            cursor.arraysize = CHUNK_ROWS
+            while chunk := cursor.fetchmany():
+                yield chunk
+        finally:
+            conn.close()
