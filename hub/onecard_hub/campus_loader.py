@@ -53,7 +53,8 @@ class CampusLoader:
         self.card_book = card_book
         self.keys = keys
         self.accounts: dict[int, Account] = campus.ledger.accounts
-        # school ids, bank codes, masked names: one string for all who share it
+        # school ids, bank codes, masked names and ID numbers, birth dates: one string for all who
+        # share it
         self.shared: dict[str, str] = {s: s for s in campus.schools}
         self.masks: dict[str, str] = {}  # name → masked name
         self.students: OnDemand[str, Student] = OnDemand(self.fetch_student, self.everything)
@@ -93,17 +94,17 @@ class CampusLoader:
         was_collecting = gc.isenabled()
         gc.disable()  # a million objects that live as long as the hub: no collection halfway through
         try:
-            held = dict.__contains__
-            students = self.students
-            added: set[str] = set()
+            held, student_of = dict.__contains__, dict.__getitem__
+            students, cards = self.students, self.cards
             for chunk in self.rows.student_chunks():
                 for row in chunk:
                     if not held(students, row[0]):
-                        added.add(self._student(row).student_id)
+                        self._student(row)
+            # a card not in memory is one of a student just built (a student in memory has all theirs)
             for chunk in self.rows.card_chunks():
                 for row in chunk:
-                    if row[1] in added:
-                        self._card(row, dict.__getitem__(students, row[1]))
+                    if not held(cards, row[0]):
+                        self._card(row, student_of(students, row[1]))
             self.rows.tail.clear()  # every card is in memory: the log's tail is read for good
             self.students.complete = self.cards.complete = True
         finally:
@@ -131,9 +132,9 @@ class CampusLoader:
             GROUPS[group],
             ENROLLMENTS[enrollment],
             Wallet(account, -1, 0, NO_MEALS),
-            birth,
+            shared.setdefault(birth, birth),
             id_index,
-            id_masked,
+            shared.setdefault(id_masked, id_masked),
         )
         dict.__setitem__(self.students, student_id, student)
         return student

@@ -1,0 +1,199 @@
+"""Students and cards are built when first used (campus_loader.py), not at start: a card first used
+after start answers exactly as one built at start did — found with its counters and presence, a
+lost one declined, its balance right, each student's current card the newest live one — also when
+its latest counters are only in the unfolded log; and walking every card builds the same campus
+as reading every row at start did."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from onecard.auth.v1 import authorization_service_pb2 as pb
+from onecard_client.campus import CampusCredentials
+from onecard_hub.domain.card_lifecycle import DEAD
+from onecard_hub.domain.clock import ManualClock
+from onecard_hub.domain.model import CardStatus, Presence
+from onecard_hub.domain.pii import mask_name
+from onecard_hub.hub import Hub
+from onecard_hub.server import running_hub
+from tests.conftest import hub_config
+from tests.helpers import Campus, name
+
+BUY, ENTRY = pb.SCENE_CANTEEN_PURCHASE, pb.SCENE_GATE_ENTRY
+APPROVED = pb.DECISION_APPROVED
+
+# Every card as the hub read them all at start before (the card_states view: card_state, unless
+# the log holds later counters), in issue order.
+EVERY_CARD = (
+    "SELECT c.card_no, c.student_id, c.status, c.pin_hash, c.bank_code, COALESCE(s.atc, 0),"
+    " COALESCE(s.pin_failures, 0), COALESCE(s.presence, 0), c.bank_status, c.generation,"
+    " c.ecard_issued, c.ecard_suspended, c.issued_ms, c.replaced_by"
+    " FROM cards c LEFT JOIN card_states s ON s.card_no = c.card_no ORDER BY c.rowid"
+)
+EVERY_STUDENT = (
+    "SELECT student_id, school_id, name, id_number_index, id_number_masked, birth_date, student_group,"
+    " enrollment, wallet_account_id FROM students"
+)
+
+
+def in_memory(hub: Hub, card_no: str) -> bool:
+    return dict.__contains__(hub.campus.cards, card_no)
+
+
+def _set_state(
+    db: Path, card_no: str, *, folded: tuple[int, int, int], logged: list[tuple[int, int, int]]
+) -> None:
+    """The card's counters as a fold left them in card_state, then later ones only in the log."""
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT OR REPLACE INTO card_state (card_no, atc, pin_failures, presence) VALUES (?, ?, ?, ?)",
+            (card_no, *folded),
+        )
+        for state in logged:
+            conn.execute(
+                "INSERT INTO card_state_log (card_no, atc, pin_failures, presence) VALUES (?, ?, ?, ?)",
+                (card_no, *state),
+            )
+
+
+def _second_card(db: Path, card_no: str, new_no: str) -> None:
+    """The student of `card_no` got a new card (issued after it): the old one is replaced."""
+    with sqlite3.connect(db) as conn:
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(cards)")]
+        found = conn.execute("SELECT * FROM cards WHERE card_no = ?", (card_no,)).fetchone()
+        row = dict(zip(columns, found, strict=True))
+        row.update(card_no=new_no, issued_ms=row["issued_ms"] + 1)
+        marks = ", ".join("?" * len(columns))
+        conn.execute(f"INSERT INTO cards ({', '.join(columns)}) VALUES ({marks})", [row[c] for c in columns])
+        conn.execute(
+            "UPDATE cards SET status = 'replaced', replaced_by = ? WHERE card_no = ?", (new_no, card_no)
+        )
+
+
+async def test_a_card_first_used_after_start_answers_as_if_built_at_start(
+    campus_dir: Path, clock: ManualClock
+) -> None:
+    creds = CampusCredentials.load(campus_dir / "hub.keys")
+    c0 = Campus(creds, clock, "")
+    card, lost, folded_only = c0.card(), c0.card(status="lost"), c0.card(skip=1)
+    db = campus_dir / "hub.db"
+    _set_state(db, folded_only.card_no, folded=(9, 0, int(Presence.INSIDE)), logged=[])
+    _set_state(db, card.card_no, folded=(3, 0, int(Presence.OUTSIDE)), logged=[(6, 0, 2), (7, 0, 1)])
+    async with running_hub(hub_config(campus_dir), clock) as running:
+        hub = running.hub
+        assert not any(in_memory(hub, x.card_no) for x in (card, lost, folded_only))
+        c = Campus(creds, clock, running.target)
+        pos, gate = c.pos(), c.gate()
+
+        # counters 7 and presence INSIDE, only in the log: a replay is refused, so is a second entry
+        assert name((await c.send(c.chip(card, pos, BUY, amount_fen=100, atc=7))).decline_reason) == (
+            "COUNTER_REPLAYED"
+        )
+        assert in_memory(hub, card.card_no)
+        assert name((await c.send(c.chip(card, gate, ENTRY, atc=8))).decline_reason) == "ANTI_PASSBACK"
+        before = (await c.client(pos).wallet_balance(card.card_no)).balance_fen
+        paid = await c.send(c.chip(card, pos, BUY, amount_fen=1_100, atc=9))
+        assert paid.decision == APPROVED and paid.balance_fen == before - 1_100
+
+        # as a fold left it: counter 9, inside
+        assert (
+            name((await c.send(c.chip(folded_only, gate, ENTRY, atc=10))).decline_reason) == "ANTI_PASSBACK"
+        )
+        assert hub.campus.cards[folded_only.card_no].atc == 10  # the tap's counter is taken in
+        assert (await c.send(c.chip(folded_only, gate, pb.SCENE_GATE_EXIT, atc=11))).decision == APPROVED
+
+        assert name((await c.send(c.chip(lost, gate, ENTRY))).decline_reason) == "CARD_REPORTED_LOST"
+        assert lost.card_no in hub.campus.blocklists[lost.school_id].card_nos  # listed before it was built
+        unknown = c.chip(card, pos, BUY, amount_fen=100, atc=20)
+        unknown.chip.card_no = "NOSUCHCARD0001"
+        assert name((await c.send(unknown)).decline_reason) == "CARD_UNKNOWN"
+        assert hub.campus.cards.get("NOSUCHCARD0001") is None and "NOSUCHCARD0001" not in hub.campus.cards
+        await c.close()
+
+
+async def test_a_student_is_built_with_all_their_cards_and_their_current_one(
+    campus_dir: Path, clock: ManualClock
+) -> None:
+    creds = CampusCredentials.load(campus_dir / "hub.keys")
+    old = Campus(creds, clock, "").card(skip=2)
+    db = campus_dir / "hub.db"
+    _second_card(db, old.card_no, "NEW" + old.card_no)
+    with sqlite3.connect(db) as conn:
+        student_id = conn.execute(
+            "SELECT student_id FROM cards WHERE card_no = ?", (old.card_no,)
+        ).fetchone()[0]
+    async with running_hub(hub_config(campus_dir), clock) as running:
+        hub = running.hub
+        assert student_id not in hub.card_book.current
+        assert old.card_no in hub.campus.blocklists[old.school_id].card_nos  # replaced: blocked
+        new = hub.campus.cards["NEW" + old.card_no]  # the new card brings its student and the old card
+        student = new.student
+        assert in_memory(hub, old.card_no) and hub.campus.cards[old.card_no].student is student
+        assert hub.campus.students[student_id] is student
+        assert [x.card_no for x in hub.campus.cards_of(student)] == [old.card_no, new.card_no]
+        assert hub.card_book.current[student_id] == new.card_no
+        assert hub.campus.cards[old.card_no].status is CardStatus.REPLACED
+        c = Campus(creds, clock, running.target)
+        assert name((await c.send(c.chip(old, c.gate(), ENTRY))).decline_reason) == "CARD_REPLACED"
+        await c.close()
+
+
+async def test_walking_every_card_builds_what_reading_every_row_at_start_did(
+    campus_dir: Path, clock: ManualClock
+) -> None:
+    creds = CampusCredentials.load(campus_dir / "hub.keys")
+    c0 = Campus(creds, clock, "")
+    db = campus_dir / "hub.db"
+    _set_state(db, c0.card(skip=3).card_no, folded=(4, 1, 1), logged=[(5, 2, 2)])
+    _second_card(db, c0.card(skip=4).card_no, "NEWCARD0004")
+    async with running_hub(hub_config(campus_dir), clock) as running:
+        hub = running.hub
+        c = Campus(creds, clock, running.target)
+        first = c.card(skip=5)
+        assert (await c.send(c.chip(first, c.gate(), ENTRY))).decision == APPROVED  # one built before
+        built = dict.__len__(hub.campus.cards)
+        with sqlite3.connect(db) as conn:
+            cards = conn.execute(EVERY_CARD).fetchall()
+            students = conn.execute(EVERY_STUDENT).fetchall()
+        assert 0 < built < len(cards)
+
+        every = list(hub.campus.cards.values())
+        assert len(every) == len(hub.campus.cards) == len(cards)
+        for row in cards:
+            card = hub.campus.cards[row[0]]
+            atc = c.atc[first.card_no] if row[0] == first.card_no else row[5]  # the tap's counter
+            presence = int(Presence.INSIDE) if row[0] == first.card_no else row[7]
+            assert (
+                card.card_no, card.student.student_id, card.status.value, card.pin_hash, card.bank_code,
+                card.atc, card.pin_failures, int(card.presence), card.bank_status.value, card.generation,
+                int(card.ecard_issued), int(card.ecard_suspended), card.issued_ms, card.replaced_by,
+            ) == (*row[:5], atc, row[6], presence, *row[8:])  # fmt: skip
+            assert card.student is hub.campus.students[row[1]]
+        assert len(hub.campus.students) == len(students)
+        for sid, school, full_name, index, masked, birth, group, enrollment, wallet in students:
+            s = hub.campus.students[sid]
+            assert (s.school_id, s.name_masked, s.id_index, s.id_masked, s.birth_date) == (
+                school,
+                mask_name(full_name),
+                index,
+                masked,
+                birth,
+            )
+            assert (s.group.value, s.enrollment.value, s.wallet.account.account_id) == (
+                group,
+                enrollment,
+                wallet,
+            )
+
+        current: dict[str, str] = {}  # the newest live card, in issue order
+        for row in cards:
+            if CardStatus(row[2]) not in DEAD:
+                current[row[1]] = row[0]
+        assert hub.card_book.current == current
+        blocked: dict[str, set[str]] = {}
+        for row in cards:
+            if row[2] != "active":
+                blocked.setdefault(hub.campus.students[row[1]].school_id, set()).add(row[0])
+        assert {s: b.card_nos for s, b in hub.campus.blocklists.items() if b.card_nos} == blocked
+        await c.close()
