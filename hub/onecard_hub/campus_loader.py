@@ -35,7 +35,7 @@ from onecard_hub.domain.model import (
 )
 from onecard_hub.domain.on_demand import OnDemand
 from onecard_hub.domain.pii import mask_name
-from onecard_hub.store.campus_rows import CampusRows
+from onecard_hub.store.campus_rows import CampusRows, StudentWithCards
 
 BOOLS = (False, True)  # SQLite's 0 and 1
 MASKS_KEPT = 100_000  # names whose masked form is kept (names repeat)
@@ -71,21 +71,20 @@ class CampusLoader:
     # -- one student and their cards ------------------------------------------------------------------
 
     def fetch_student(self, student_id: str) -> None:
-        if not isinstance(student_id, str) or dict.__contains__(self.students, student_id):
-            return
-        row = self.rows.student(student_id)
-        if row is None:
-            return
-        student = self._student(row)
-        for card_row in self.rows.cards_of(student_id):
-            self._card(card_row, student)
+        if isinstance(student_id, str):
+            self._build(self.rows.student(student_id))
 
     def fetch_card(self, card_no: str) -> None:
-        if not isinstance(card_no, str):
-            return
-        student_id = self.rows.student_of_card(card_no)
-        if student_id is not None:
-            self.fetch_student(student_id)
+        if isinstance(card_no, str):
+            self._build(self.rows.student_of_card(card_no))
+
+    def _build(self, found: StudentWithCards | None) -> None:
+        if found is None or dict.__contains__(self.students, found[0][0]):
+            return  # no such student or card; or the student is in memory with all their cards
+        student_row, card_rows = found
+        student = self._student(student_row)
+        for row in card_rows:
+            self._card(row, student)
 
     # -- everything --------------------------------------------------------------------------------
 

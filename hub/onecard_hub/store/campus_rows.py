@@ -33,6 +33,18 @@ STUDENT_COLUMNS = (
     "student_id, school_id, name, id_number_index, id_number_masked, birth_date, student_group,"
     " enrollment, wallet_account_id"
 )
+STUDENT_WIDTH = 9
+_STUDENT = ", ".join(f"st.{name.strip()}" for name in STUDENT_COLUMNS.split(","))
+# A student and all their cards, by the student or by one of the cards, the cards in issue order.
+BY_STUDENT = (
+    f"SELECT {_STUDENT}, {CARD_COLUMNS} FROM students st LEFT JOIN cards c ON c.student_id = st.student_id"
+    " LEFT JOIN card_state s ON s.card_no = c.card_no WHERE st.student_id = ? ORDER BY c.rowid"
+)
+BY_CARD = (
+    f"SELECT {_STUDENT}, {CARD_COLUMNS} FROM cards k JOIN students st ON st.student_id = k.student_id"
+    " JOIN cards c ON c.student_id = k.student_id LEFT JOIN card_state s ON s.card_no = c.card_no"
+    " WHERE k.card_no = ? ORDER BY c.rowid"
+)
 # The latest counters of each card the log holds (the log is folded away every so often).
 LOG_TAIL = (
     "SELECT card_no, atc, pin_failures, presence FROM card_state_log"
@@ -42,6 +54,7 @@ CHUNK_ROWS = 4_096  # rows of a whole walk in memory at once
 STATE = slice(5, 8)  # atc, pin_failures, presence in a card's row
 
 CardTail = dict[str, tuple[int, int, int]]  # card_no → the latest (atc, pin_failures, presence) logged
+StudentWithCards = tuple[tuple[Any, ...], list[tuple[Any, ...]]]  # STUDENT_COLUMNS, CARD_COLUMNS rows
 
 
 def with_tail(row: tuple[Any, ...], tail: CardTail) -> tuple[Any, ...]:
@@ -73,23 +86,21 @@ class CampusRows:
 
     # -- one student ---------------------------------------------------------------------------------
 
-    def student(self, student_id: str) -> tuple[Any, ...] | None:
-        """The student's row (STUDENT_COLUMNS), None when there is no such student."""
-        found: tuple[Any, ...] | None = (
-            self._conn()
-            .execute(f"SELECT {STUDENT_COLUMNS} FROM students WHERE student_id = ?", (student_id,))
-            .fetchone()
-        )
-        return found
+    def student(self, student_id: str) -> StudentWithCards | None:
+        """The student's row and their cards' rows, in issue order; None when there is no such
+        student. One query (a student's cards come with them: each lookup is a few pages)."""
+        rows = self._conn().execute(BY_STUDENT, (student_id,)).fetchall()
+        return self._split(rows)
 
-    def student_of_card(self, card_no: str) -> str | None:
-        row = self._conn().execute("SELECT student_id FROM cards WHERE card_no = ?", (card_no,)).fetchone()
-        return None if row is None else str(row[0])
+    def student_of_card(self, card_no: str) -> StudentWithCards | None:
+        """As `student`, for the student whose card `card_no` is; None when there is no such card."""
+        return self._split(self._conn().execute(BY_CARD, (card_no,)).fetchall())
 
-    def cards_of(self, student_id: str) -> list[tuple[Any, ...]]:
-        """The student's cards in issue order (rowid), with their current counters."""
-        rows = self._conn().execute(f"{CARDS} WHERE c.student_id = ? ORDER BY c.rowid", (student_id,))
-        return [with_tail(row, self.tail) for row in rows]
+    def _split(self, rows: list[tuple[Any, ...]]) -> StudentWithCards | None:
+        if not rows:
+            return None
+        cards = [with_tail(row[STUDENT_WIDTH:], self.tail) for row in rows if row[STUDENT_WIDTH] is not None]
+        return rows[0][:STUDENT_WIDTH], cards
 
     # -- everything ----------------------------------------------------------------------------------
 
