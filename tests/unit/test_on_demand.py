@@ -3,6 +3,8 @@ builds everything first; a key the store does not hold stays absent."""
 
 from __future__ import annotations
 
+import pytest
+
 from onecard_hub.domain.on_demand import OnDemand
 
 
@@ -44,12 +46,8 @@ def test_a_key_the_store_does_not_hold_stays_absent() -> None:
     assert store.table.get("nobody") is None
     assert store.table.get("nobody", 7) == 7
     assert "nobody" not in store.table
-    try:
+    with pytest.raises(KeyError):
         store.table["nobody"]
-    except KeyError:
-        pass
-    else:
-        raise AssertionError("a missing key must raise KeyError")
     assert list(store.table.in_memory()) == []
     assert store.walks == 0
 
@@ -79,3 +77,10 @@ def test_entries_put_in_by_hand_are_kept_and_seen() -> None:
     assert store.asked == []
     assert store.table.get("b") == 3
     assert dict(store.table.items()) == {**store.rows, "new": 9}
+
+
+def test_a_failure_while_building_is_not_taken_for_a_missing_key() -> None:
+    store = Store()
+    store.together["b"] = ("b", "gone")  # the store names an entry it cannot give: a KeyError inside
+    with pytest.raises(RuntimeError, match="building the entry of 'b' failed"):
+        store.table.get("b")  # not None: the card exists, it could not be built

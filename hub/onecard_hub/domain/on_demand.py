@@ -46,7 +46,10 @@ class OnDemand(dict[K, V]):
 
     def __missing__(self, key: K) -> V:
         if not self.complete:
-            self._fetch(key)
+            try:
+                self._fetch(key)
+            except KeyError as exc:  # not "no such key": building what the store holds failed
+                raise RuntimeError(f"building the entry of {key!r} failed: {exc!r}") from exc
             if dict.__contains__(self, key):
                 return dict.__getitem__(self, key)
         raise KeyError(key)

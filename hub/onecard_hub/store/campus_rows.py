@@ -72,14 +72,19 @@ class CampusRows:
         self.tail = tail
         self._uri = path.resolve().as_uri() + "?mode=ro"
         self._db: sqlite3.Connection | None = None
+        self._closed = False
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
+            if self._closed:
+                raise RuntimeError("store is not open")
             self._db = sqlite3.connect(self._uri, uri=True, isolation_level=None)
             self._db.execute("PRAGMA busy_timeout=5000")
         return self._db
 
     def close(self) -> None:
+        """For good: a lookup after it raises (the store is closed)."""
+        self._closed = True
         db, self._db = self._db, None
         if db is not None:
             db.close()
