@@ -106,6 +106,7 @@ class CampusLoader:
                         self._card(row, student_of(students, row[1]))
             self.rows.tail.clear()  # every card is in memory: the log's tail is read for good
             self.students.complete = self.cards.complete = True
+            gc.freeze()  # no collection walks the millions just built (see recovery.rebuild)
         finally:
             if was_collecting:
                 gc.enable()
