@@ -117,6 +117,7 @@ class Hub:
         self.merchant_accounts = state.merchant_accounts
         self.offline_book = state.offline  # see offline.py
         self.card_book = state.card_office  # see card_office/
+        self.campus_loader = state.loader  # students and cards built when first needed
         self.library = state.library  # see library.py
         self.exams = state.exams  # see exams.py
         self.usage: UsageBook = state.usage  # see usage.py

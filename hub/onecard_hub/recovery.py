@@ -57,6 +57,7 @@ class HotState:
     merchant_accounts: dict[str, int]
     offline: OfflineBook
     card_office: CardBook
+    loader: CampusLoader | None = None  # builds students and cards when first needed
     library: Library = field(default_factory=Library)  # open loans
     exams: dict[str, ExamSession] = field(default_factory=dict)  # by session_id
     usage: UsageBook = field(default_factory=UsageBook)  # usage statistics of the last days
@@ -172,7 +173,7 @@ def _rebuild(snap: Snapshot, keys: HubKeys, pin_hasher: PinHasher, now_ms: int) 
             wallet.roll_to(today)
             wallet.spent_today_fen += purchase.amount_fen
             wallet.meal_counts[purchase.meal_window] = wallet.meal_counts.get(purchase.meal_window, 0) + 1
-    state = HotState(campus, registry, merchant_accounts, offline, card_book)
+    state = HotState(campus, registry, merchant_accounts, offline, card_book, loader)
     state.library, state.exams = _library(snap, campus), _exams(snap)
     state.usage = _usage(snap, campus, today)
     return state

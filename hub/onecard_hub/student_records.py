@@ -178,6 +178,14 @@ def _by_id_index(hub: Hub) -> dict[bytes, Student]:
     return {s.id_index: s for s in hub.campus.students.values() if s.id_index}
 
 
+def _id_number_taken(hub: Hub, id_index: bytes) -> bool:
+    """Whether a student (at any school) has the ID number of this keyed index; without building
+    every student when they are built on first use (campus_loader.py)."""
+    if hub.campus_loader is None:
+        return id_index in _by_id_index(hub)
+    return hub.campus_loader.student_by_id_index(id_index) is not None
+
+
 async def enroll(
     hub: Hub,
     operator: Operator,
@@ -194,7 +202,7 @@ async def enroll(
         check_school(hub, operator, school_id)
         if new.student_id in hub.campus.students:
             raise AlreadyExists("student_id: a student with this student_id exists already")
-        if protector.index(new.id_number) in _by_id_index(hub):
+        if _id_number_taken(hub, protector.index(new.id_number)):
             raise AlreadyExists("id_number: a student with this ID number exists already")
         student, rows = _admit(hub, protector, school_id, new, now)
         rows.audit.append(

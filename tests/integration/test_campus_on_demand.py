@@ -7,18 +7,24 @@ as reading every row at start did."""
 from __future__ import annotations
 
 import sqlite3
+from datetime import date
 from pathlib import Path
 
+import pytest
+
 from onecard.auth.v1 import authorization_service_pb2 as pb
+from onecard_client import AlreadyExistsError, ClientConfig, StudentRecordsClient
 from onecard_client.campus import CampusCredentials
 from onecard_hub.domain.card_lifecycle import DEAD
 from onecard_hub.domain.clock import ManualClock
 from onecard_hub.domain.model import CardStatus, Presence
 from onecard_hub.domain.pii import mask_name
+from onecard_hub.grants.batches import current_cards
 from onecard_hub.hub import Hub
 from onecard_hub.server import running_hub
 from tests.conftest import hub_config
 from tests.helpers import Campus, name
+from tests.integration.card_office_helpers import holder_of, new_student_id_number
 
 BUY, ENTRY = pb.SCENE_CANTEEN_PURCHASE, pb.SCENE_GATE_ENTRY
 APPROVED = pb.DECISION_APPROVED
@@ -197,3 +203,50 @@ async def test_walking_every_card_builds_what_reading_every_row_at_start_did(
                 blocked.setdefault(hub.campus.students[row[1]].school_id, set()).add(row[0])
         assert {s: b.card_nos for s, b in hub.campus.blocklists.items() if b.card_nos} == blocked
         await c.close()
+
+
+async def test_enrolling_a_known_id_number_is_refused_without_building_every_student(
+    campus_dir: Path, clock: ManualClock
+) -> None:
+    creds = CampusCredentials.load(campus_dir / "hub.keys")
+    seeded = holder_of(campus_dir, Campus(creds, clock, "").card(skip=6))
+    async with running_hub(hub_config(campus_dir), clock) as running:
+        hub = running.hub
+        assert not dict.__contains__(hub.campus.students, seeded.student_id)
+        async with StudentRecordsClient("province-admin", ClientConfig(target=running.target)) as records:
+            with pytest.raises(AlreadyExistsError):  # the ID number of a student not in memory
+                await records.enroll_student(
+                    "enr-od-1", seeded.school_id, "od-0001", "张三", seeded.id_number,
+                    seeded.birth_date.isoformat(), "day",
+                )  # fmt: skip
+            number = new_student_id_number(date(2005, 5, 5), 301)
+            await records.enroll_student(
+                "enr-od-2", seeded.school_id, "od-0002", "李四", number, "2005-05-05", "day"
+            )
+            with pytest.raises(AlreadyExistsError):  # the ID number of a student just enrolled
+                await records.enroll_student(
+                    "enr-od-3", seeded.school_id, "od-0003", "李四", number, "2005-05-05", "day"
+                )
+        assert not hub.campus.students.complete and not hub.campus.cards.complete  # type: ignore[attr-defined]
+
+
+async def test_grant_current_cards_are_found_for_students_not_in_memory(
+    campus_dir: Path, clock: ManualClock
+) -> None:
+    creds = CampusCredentials.load(campus_dir / "hub.keys")
+    c0 = Campus(creds, clock, "")
+    old = c0.card(skip=8)
+    db = campus_dir / "hub.db"
+    _second_card(db, old.card_no, "NEWCARD0008")
+    with sqlite3.connect(db) as conn:
+        ids = dict(conn.execute("SELECT card_no, student_id FROM cards"))
+    plain = c0.card(skip=9)
+    async with running_hub(hub_config(campus_dir), clock) as running:
+        hub = running.hub
+        wanted = [ids[old.card_no], ids[plain.card_no], "no-such-student"]
+        found = current_cards(hub, wanted)
+        assert {sid: card.card_no for sid, card in found.items()} == {
+            ids[old.card_no]: "NEWCARD0008",
+            ids[plain.card_no]: plain.card_no,
+        }
+        assert not hub.campus.cards.complete  # type: ignore[attr-defined]

@@ -202,9 +202,12 @@ class Campus:
         """The student's cards, in the order they were issued. (When the cards are built on first
         use, domain/on_demand.py, a student in memory has all their cards in memory beside them:
         looking among those is enough.)"""
+        return [card for card in self.held_cards() if card.student is student]
+
+    def held_cards(self) -> Iterable[Card]:
+        """The cards in memory, in the order they came in; builds none (domain/on_demand.py)."""
         cards = self.cards
-        held = cards.in_memory() if isinstance(cards, OnDemand) else cards.values()
-        return [card for card in held if card.student is student]
+        return cards.in_memory() if isinstance(cards, OnDemand) else cards.values()
 
     # -- the critical path ---------------------------------------------------------
 

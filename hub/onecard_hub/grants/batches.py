@@ -5,7 +5,7 @@ nothing. Paying is the payer's job (`payer.py`), woken by approval and retry."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -87,11 +87,13 @@ def current_card(hub: Hub, student: Student) -> Card | None:
     return max(cards, key=lambda c: c.issued_ms) if cards else None
 
 
-def current_cards(hub: Hub) -> dict[str, Card]:
-    """`current_card` of every student at once (one pass over the cards): student_id → card."""
+def current_cards(hub: Hub, student_ids: Iterable[str]) -> dict[str, Card]:
+    """`current_card` of each of these students at once (one pass over the cards in memory, once
+    each student is: a student in memory has all their cards there): student_id → card."""
+    wanted = {student_id for student_id in student_ids if hub.campus.students.get(student_id) is not None}
     found: dict[str, Card] = {}
-    for card in hub.campus.cards.values():
-        if usable(card):
+    for card in hub.campus.held_cards():
+        if usable(card) and card.student.student_id in wanted:
             best = found.get(card.student.student_id)
             if best is None or card.issued_ms > best.issued_ms:
                 found[card.student.student_id] = card
@@ -101,7 +103,7 @@ def current_cards(hub: Hub) -> dict[str, Card]:
 def _notify(hub: Hub, book: GrantBook, batch: GrantBatch, now: int) -> list[Notification]:
     told = book.notices.get(batch.key, {})
     new: list[Notification] = []
-    cards = current_cards(hub)
+    cards = current_cards(hub, batch.items)
     for item in batch.items.values():
         if item.student_id in told or item.final:
             continue

@@ -84,8 +84,12 @@ class GrantPayer:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            self._cards = current_cards(self._hub)
-            for batch in self._book.unfinished():
+            unfinished = self._book.unfinished()
+            self._cards = current_cards(
+                self._hub,
+                (item.student_id for b in unfinished for item in b.items.values() if not item.final),
+            )
+            for batch in unfinished:
                 for item in list(batch.items.values()):
                     key = (batch.school_id, batch.batch_id, item.student_id)
                     if item.final or key in self._busy:

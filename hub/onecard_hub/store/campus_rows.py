@@ -101,6 +101,12 @@ class CampusRows:
         """As `student`, for the student whose card `card_no` is; None when there is no such card."""
         return self._split(self._conn().execute(BY_CARD, (card_no,)).fetchall())
 
+    def student_with_id_index(self, id_index: bytes) -> str | None:
+        """The student_id of the student whose ID number has this keyed index (a unique column)."""
+        row = self._conn().execute("SELECT student_id FROM students WHERE id_number_index = ?", (id_index,))
+        found = row.fetchone()
+        return None if found is None else str(found[0])
+
     def _split(self, rows: list[tuple[Any, ...]]) -> StudentWithCards | None:
         if not rows:
             return None
