@@ -86,14 +86,12 @@ class CampusLoader:
         for row in card_rows:
             self._card(row, student)
 
-    def student_by_id_index(self, id_index: bytes) -> Student | None:
-        """The student whose ID number has this keyed index: the store's, by its unique index, or one
-        enrolled in memory whose row is not written yet (looked for among the students in memory)."""
+    def stored_student_by_id_index(self, id_index: bytes) -> Student | None:
+        """The student whose row has this keyed index of the ID number (a unique column), built if
+        needed. A student enrolled in memory whose row is not written yet is not found here."""
         student_id = self.rows.student_with_id_index(id_index)
-        if student_id is not None:
-            found: Student | None = self.students.get(student_id)
-            return found
-        return next((s for s in self.students.in_memory() if s.id_index == id_index), None)
+        found: Student | None = None if student_id is None else self.students.get(student_id)
+        return found
 
     # -- everything --------------------------------------------------------------------------------
 

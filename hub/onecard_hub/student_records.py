@@ -174,16 +174,27 @@ def _admit(
     return student, rows
 
 
-def _by_id_index(hub: Hub) -> dict[bytes, Student]:
-    return {s.id_index: s for s in hub.campus.students.values() if s.id_index}
+class KnownIdNumbers:
+    """The students (at any school) by the keyed index of their ID number, as of now: those in memory
+    (enrolled but not written yet included) in a map, the others by the students table's unique
+    index when asked — not a map of every student, which would build them all (campus_loader.py)."""
 
+    def __init__(self, hub: Hub) -> None:
+        self._loader = hub.campus_loader
+        held = hub.campus.students.values() if self._loader is None else self._loader.students.in_memory()
+        self._held = {s.id_index: s for s in held if s.id_index}
 
-def _id_number_taken(hub: Hub, id_index: bytes) -> bool:
-    """Whether a student (at any school) has the ID number of this keyed index; without building
-    every student when they are built on first use (campus_loader.py)."""
-    if hub.campus_loader is None:
-        return id_index in _by_id_index(hub)
-    return hub.campus_loader.student_by_id_index(id_index) is not None
+    def get(self, id_index: bytes) -> Student | None:
+        found = self._held.get(id_index)
+        if found is None and self._loader is not None:
+            found = self._loader.stored_student_by_id_index(id_index)
+        return found
+
+    def __contains__(self, id_index: bytes) -> bool:
+        return self.get(id_index) is not None
+
+    def __setitem__(self, id_index: bytes, student: Student) -> None:
+        self._held[id_index] = student
 
 
 async def enroll(
@@ -202,7 +213,7 @@ async def enroll(
         check_school(hub, operator, school_id)
         if new.student_id in hub.campus.students:
             raise AlreadyExists("student_id: a student with this student_id exists already")
-        if _id_number_taken(hub, protector.index(new.id_number)):
+        if protector.index(new.id_number) in KnownIdNumbers(hub):
             raise AlreadyExists("id_number: a student with this ID number exists already")
         student, rows = _admit(hub, protector, school_id, new, now)
         rows.audit.append(
@@ -310,7 +321,7 @@ async def import_roster(
 
     def decide(now: int) -> tuple[M, Batch]:
         check_school(hub, operator, school_id)
-        known = _by_id_index(hub)
+        known = KnownIdNumbers(hub)
         rows = Batch()
         results: list[RowResult] = []
         for row in parsed:

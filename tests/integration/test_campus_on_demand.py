@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from onecard.auth.v1 import authorization_service_pb2 as pb
+from onecard.records.v1 import student_records_service_pb2 as rpb
 from onecard_client import AlreadyExistsError, ClientConfig, StudentRecordsClient
 from onecard_client.campus import CampusCredentials
 from onecard_hub.domain.card_lifecycle import DEAD
@@ -250,3 +251,30 @@ async def test_grant_current_cards_are_found_for_students_not_in_memory(
             ids[plain.card_no]: plain.card_no,
         }
         assert not hub.campus.cards.complete  # type: ignore[attr-defined]
+
+
+async def test_a_roster_with_the_id_number_of_a_student_not_in_memory_finds_them_existing(
+    campus_dir: Path, clock: ManualClock
+) -> None:
+    creds = CampusCredentials.load(campus_dir / "hub.keys")
+    seeded = holder_of(campus_dir, Campus(creds, clock, "").card(skip=10))
+    fresh = new_student_id_number(date(2006, 6, 6), 302)
+    roster = "student_id,name,id_number,birth_date,group\n" + "\n".join(
+        [
+            f"od-r1,张三,{seeded.id_number},{seeded.birth_date.isoformat()},day",
+            f"od-r2,李四,{fresh},2006-06-06,day",
+        ]
+    )
+    async with running_hub(hub_config(campus_dir), clock) as running:
+        hub = running.hub
+        async with StudentRecordsClient("province-admin", ClientConfig(target=running.target)) as records:
+            answer = await records.import_roster("roster-od-1", seeded.school_id, roster)
+            assert [(r.student_id, r.outcome) for r in answer.rows] == [
+                ("od-r1", rpb.ROW_OUTCOME_EXISTING),
+                ("od-r2", rpb.ROW_OUTCOME_ENROLLED),
+            ]
+            again = await records.import_roster(
+                "roster-od-2", seeded.school_id, roster.replace("od-r", "od-s")
+            )
+            assert [r.outcome for r in again.rows] == [rpb.ROW_OUTCOME_EXISTING, rpb.ROW_OUTCOME_EXISTING]
+        assert not hub.campus.students.complete  # type: ignore[attr-defined]
