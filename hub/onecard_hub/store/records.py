@@ -335,9 +335,10 @@ def _no_chunks() -> Iterator[Sequence[tuple[Any, ...]]]:
 
 
 class TableRows(Generic[R]):
-    """The rows of one of the campus' big tables (accounts, students, cards), read from the store
-    when they are walked, a chunk at a time, and never all held: at start the hub builds its
-    objects from one chunk while the rows of the others are not in memory.
+    """The rows of one of the campus' big tables (accounts, cards), read from the store when they
+    are walked, a chunk at a time, and never all held: at start the hub builds the accounts from one
+    chunk while the rows of the others are not in memory (students and cards it builds when first
+    needed: store/campus_rows.py).
 
     `chunks()` gives the rows as the store's plain tuples, in the order of the fields of the row
     type (recovery.py builds its objects straight from them); iterating gives row objects. Each
@@ -363,12 +364,12 @@ class TableRows(Generic[R]):
 
 @dataclass(slots=True)
 class Snapshot:
-    """What the hub needs in memory, read once at start (the big tables when walked: TableRows)."""
+    """What the hub needs in memory, read once at start (the big tables when walked: TableRows;
+    students and cards when first needed: campus_rows)."""
 
     schools: list[SchoolRow] = field(default_factory=list)
     accounts: TableRows[AccountRow] = field(default_factory=TableRows)
-    students: TableRows[StudentRow] = field(default_factory=TableRows)
-    cards: TableRows[CardRow] = field(default_factory=TableRows)
+    cards: TableRows[CardRow] = field(default_factory=TableRows)  # every card, as the hub used to read them
     # students and cards one student at a time, as the hub first needs them (store/campus_rows.py)
     campus_rows: CampusRows | None = None
     merchants: list[MerchantRow] = field(default_factory=list)

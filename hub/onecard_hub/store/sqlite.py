@@ -46,7 +46,6 @@ from onecard_hub.store.records import (
     SchoolRow,
     SeedData,
     Snapshot,
-    StudentRow,
     TableRows,
     TerminalRow,
     TerminalStatusRow,
@@ -243,7 +242,6 @@ class SqliteStore:
             for r in await self._all("SELECT school_id, name, policy_json, live_scenes FROM schools")
         ]
         snap.accounts = self._table(ACCOUNT_ROWS, AccountRow)
-        snap.students = self._table(STUDENT_ROWS, StudentRow)
         if self._campus_rows is not None:
             self._campus_rows.close()
         # the latest counters the log holds beyond the last fold, per card (store/campus_rows.py)
@@ -382,10 +380,6 @@ class SqliteStore:
 
 # The campus' big tables at start, each in the order of its row type's fields (records.py).
 ACCOUNT_ROWS = "SELECT account_id, kind, owner, balance_fen FROM account_balances"
-STUDENT_ROWS = (
-    "SELECT student_id, school_id, name, id_number_enc, id_number_index, id_number_masked, birth_date,"
-    " student_group, enrollment, wallet_account_id FROM students"
-)
 MERCHANT_ROWS = (
     "SELECT m.merchant_id, m.school_id, m.name, m.account_id, COALESCE(a.bank_code, ''),"
     " COALESCE(a.account_no, '') FROM merchants m LEFT JOIN merchant_accounts a USING (merchant_id)"
