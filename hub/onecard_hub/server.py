@@ -57,7 +57,7 @@ from onecard_hub.security.pki import PkiError, load_server_tls
 from onecard_hub.security.protect import RequestFingerprint
 from onecard_hub.settlement.flows import GrantFlow
 from onecard_hub.settlement.runtime import Settlement, start_settlement
-from onecard_hub.stopping import Step, StopFailed, stop_all
+from onecard_hub.stopping import Step, StopFailed, cancelled, stop_all
 from onecard_hub.store.sqlite import SqliteStore
 from onecard_hub.telemetry import Telemetry
 from onecard_hub.telemetry.exposition import MetricsListenError
@@ -373,6 +373,8 @@ async def _serve(config: HubConfig) -> int:
         gc.collect()
         gc.freeze()
         collector = loop.create_task(keep_collections_short(), name="gc")
+        loader = running.hub.campus_loader
+        filling = None if loader is None else loop.create_task(loader.fill(), name="campus-fill")
         host = config.listen.rsplit(":", 1)[0]
         if running.tls:
             log.info("mutual TLS with the PKI in %s: callers are named by their certificates", config.tls_dir)
@@ -392,6 +394,7 @@ async def _serve(config: HubConfig) -> int:
             waiters.append(writer_task)  # type: ignore[arg-type]
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         collector.cancel()
+        await cancelled(filling)
         failed = running.hub.writer.failed is not None
         log.info("stopping: %s", "journal failure" if failed else "signal")
     print("onecard-hub stopped", flush=True)

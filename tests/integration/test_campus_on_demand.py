@@ -6,6 +6,7 @@ as reading every row at start did."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import date
 from pathlib import Path
@@ -162,47 +163,43 @@ async def test_walking_every_card_builds_what_reading_every_row_at_start_did(
         built = dict.__len__(hub.campus.cards)
         with sqlite3.connect(db) as conn:
             cards = conn.execute(EVERY_CARD).fetchall()
-            students = conn.execute(EVERY_STUDENT).fetchall()
         assert 0 < built < len(cards)
 
-        every = list(hub.campus.cards.values())
-        assert len(every) == len(hub.campus.cards) == len(cards)
-        for row in cards:
-            card = hub.campus.cards[row[0]]
-            atc = c.atc[first.card_no] if row[0] == first.card_no else row[5]  # the tap's counter
-            presence = int(Presence.INSIDE) if row[0] == first.card_no else row[7]
-            assert (
-                card.card_no, card.student.student_id, card.status.value, card.pin_hash, card.bank_code,
-                card.atc, card.pin_failures, int(card.presence), card.bank_status.value, card.generation,
-                int(card.ecard_issued), int(card.ecard_suspended), card.issued_ms, card.replaced_by,
-            ) == (*row[:5], atc, row[6], presence, *row[8:])  # fmt: skip
-            assert card.student is hub.campus.students[row[1]]
-        assert len(hub.campus.students) == len(students)
-        for sid, school, full_name, index, masked, birth, group, enrollment, wallet in students:
-            s = hub.campus.students[sid]
-            assert (s.school_id, s.name_masked, s.id_index, s.id_masked, s.birth_date) == (
-                school,
-                mask_name(full_name),
-                index,
-                masked,
-                birth,
-            )
-            assert (s.group.value, s.enrollment.value, s.wallet.account.account_id) == (
-                group,
-                enrollment,
-                wallet,
-            )
+        _matches_every_row(hub, db, (first.card_no, c.atc[first.card_no]))
+        await c.close()
 
-        current: dict[str, str] = {}  # the newest live card, in issue order
-        for row in cards:
-            if CardStatus(row[2]) not in DEAD:
-                current[row[1]] = row[0]
-        assert hub.card_book.current == current
-        blocked: dict[str, set[str]] = {}
-        for row in cards:
-            if row[2] != "active":
-                blocked.setdefault(hub.campus.students[row[1]].school_id, set()).add(row[0])
-        assert {s: b.card_nos for s, b in hub.campus.blocklists.items() if b.card_nos} == blocked
+
+async def test_the_background_fill_builds_every_student_without_a_walk_while_taps_go_on(
+    campus_dir: Path, clock: ManualClock
+) -> None:
+    creds = CampusCredentials.load(campus_dir / "hub.keys")
+    c0 = Campus(creds, clock, "")
+    db = campus_dir / "hub.db"
+    _set_state(db, c0.card(skip=3).card_no, folded=(4, 1, 1), logged=[(5, 2, 2)])
+    _second_card(db, c0.card(skip=4).card_no, "NEWCARD0004")
+    async with running_hub(hub_config(campus_dir), clock) as running:
+        hub = running.hub
+        loader = hub.campus_loader
+        assert loader is not None
+        c = Campus(creds, clock, running.target)
+        first, late = c.card(skip=5), c.card(skip=6)
+        assert (await c.send(c.chip(first, c.gate(), ENTRY))).decision == APPROVED  # built before
+        tapped = hub.campus.cards[first.card_no]
+        filling = asyncio.create_task(loader.fill(step=3, share=0.2))
+        await asyncio.sleep(0)  # its first step: three students, then it sleeps
+        assert not filling.done() and not in_memory(hub, late.card_no)
+        # a tap meanwhile builds its student; the fill then finds it built
+        assert (await c.send(c.chip(late, c.gate(), ENTRY))).decision == APPROVED
+        await filling
+        with sqlite3.connect(db) as conn:
+            count = conn.execute("SELECT COUNT(*) FROM cards").fetchone()[0]
+        assert hub.campus.cards.complete and hub.campus.students.complete  # type: ignore[attr-defined]
+        assert dict.__len__(hub.campus.cards) == count  # all built, no walk needed
+        assert hub.campus.cards[first.card_no] is tapped  # what was built stays; nothing built twice
+        assert hub.campus.cards[late.card_no].presence is Presence.INSIDE
+        _matches_every_row(
+            hub, db, (first.card_no, c.atc[first.card_no]), (late.card_no, c.atc[late.card_no])
+        )
         await c.close()
 
 
@@ -278,3 +275,51 @@ async def test_a_roster_with_the_id_number_of_a_student_not_in_memory_finds_them
             )
             assert [r.outcome for r in again.rows] == [rpb.ROW_OUTCOME_EXISTING, rpb.ROW_OUTCOME_EXISTING]
         assert not hub.campus.students.complete  # type: ignore[attr-defined]
+
+
+def _matches_every_row(hub: Hub, db: Path, *tapped: tuple[str, int]) -> None:
+    """Every student and card in memory is what its rows say (each `tapped` card, number and counter,
+    was tapped once at a gate: inside, at that counter), each student's current card the newest live
+    one, the blocklists every card that is not active."""
+    taps = dict(tapped)
+    with sqlite3.connect(db) as conn:
+        cards = conn.execute(EVERY_CARD).fetchall()
+        students = conn.execute(EVERY_STUDENT).fetchall()
+    every = list(hub.campus.cards.values())
+    assert len(every) == len(hub.campus.cards) == len(cards)
+    for row in cards:
+        card = hub.campus.cards[row[0]]
+        atc = taps.get(row[0], row[5])  # the tap's counter
+        presence = int(Presence.INSIDE) if row[0] in taps else row[7]
+        assert (
+            card.card_no, card.student.student_id, card.status.value, card.pin_hash, card.bank_code,
+            card.atc, card.pin_failures, int(card.presence), card.bank_status.value, card.generation,
+            int(card.ecard_issued), int(card.ecard_suspended), card.issued_ms, card.replaced_by,
+        ) == (*row[:5], atc, row[6], presence, *row[8:])  # fmt: skip
+        assert card.student is hub.campus.students[row[1]]
+    assert len(hub.campus.students) == len(students)
+    for sid, school, full_name, index, masked, birth, group, enrollment, wallet in students:
+        s = hub.campus.students[sid]
+        assert (s.school_id, s.name_masked, s.id_index, s.id_masked, s.birth_date) == (
+            school,
+            mask_name(full_name),
+            index,
+            masked,
+            birth,
+        )
+        assert (s.group.value, s.enrollment.value, s.wallet.account.account_id) == (
+            group,
+            enrollment,
+            wallet,
+        )
+
+    current: dict[str, str] = {}  # the newest live card, in issue order
+    for row in cards:
+        if CardStatus(row[2]) not in DEAD:
+            current[row[1]] = row[0]
+    assert hub.card_book.current == current
+    blocked: dict[str, set[str]] = {}
+    for row in cards:
+        if row[2] != "active":
+            blocked.setdefault(hub.campus.students[row[1]].school_id, set()).add(row[0])
+    assert {s: b.card_nos for s, b in hub.campus.blocklists.items() if b.card_nos} == blocked

@@ -45,6 +45,12 @@ BY_CARD = (
     " JOIN cards c ON c.student_id = k.student_id LEFT JOIN card_state s ON s.card_no = c.card_no"
     " WHERE k.card_no = ? ORDER BY c.rowid"
 )
+# The students of a range of rowids, each with all their cards: a step of the background fill.
+BY_ROWIDS = (
+    f"SELECT {_STUDENT}, {CARD_COLUMNS} FROM students st LEFT JOIN cards c ON c.student_id = st.student_id"
+    " LEFT JOIN card_state s ON s.card_no = c.card_no WHERE st.rowid > ? AND st.rowid <= ?"
+    " ORDER BY st.rowid, c.rowid"
+)
 # The latest counters of each card the log holds (the log is folded away every so often).
 LOG_TAIL = (
     "SELECT card_no, atc, pin_failures, presence FROM card_state_log"
@@ -110,6 +116,22 @@ class CampusRows:
         row = self._conn().execute("SELECT student_id FROM students WHERE id_number_index = ?", (id_index,))
         found = row.fetchone()
         return None if found is None else str(found[0])
+
+    def students_between(self, after: int, upto: int) -> list[StudentWithCards]:
+        """The students whose rowid is in (after, upto], each with all their cards, in rowid order."""
+        rows = self._conn().execute(BY_ROWIDS, (after, upto)).fetchall()
+        found: list[StudentWithCards] = []
+        start = 0
+        for end in range(1, len(rows) + 1):
+            if end == len(rows) or rows[end][0] != rows[start][0]:
+                one = self._split(rows[start:end])
+                if one is not None:
+                    found.append(one)
+                start = end
+        return found
+
+    def last_student_rowid(self) -> int:
+        return int(self._conn().execute("SELECT COALESCE(MAX(rowid), 0) FROM students").fetchone()[0])
 
     def _split(self, rows: list[tuple[Any, ...]]) -> StudentWithCards | None:
         if not rows:
