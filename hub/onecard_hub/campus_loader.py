@@ -121,8 +121,7 @@ class CampusLoader:
                 for row in chunk:
                     if not held(cards, row[0]):
                         self._card(row, student_of(students, row[1]))
-            self.rows.tail.clear()  # every card is in memory: the log's tail is read for good
-            self.students.complete = self.cards.complete = True
+            self._completed()
             gc.freeze()  # no collection walks the millions just built (see recovery.rebuild)
         finally:
             if was_collecting:
@@ -133,6 +132,7 @@ class CampusLoader:
         sleeping between steps so that the building takes at most `share` of the loop's time; then
         the campus is complete. A student enrolled after the start is in memory already (the hub
         holds whatever it changes), so the students that exist when it starts are all there is."""
+        began = time.monotonic()
         try:
             upto = self.rows.last_student_rowid()
             after = 0
@@ -146,10 +146,23 @@ class CampusLoader:
             log.exception("building the campus in the background failed; it goes on being built on use")
             return
         if not self.students.complete:
-            self.rows.tail.clear()  # every card is in memory: the log's tail is read for good
-            self.students.complete = self.cards.complete = True
+            self._completed()
             gc.collect(1)
             gc.freeze()  # no collection walks the million just built
+            log.info(
+                "campus built in the background: %d students, %d cards in memory after %.1f s",
+                dict.__len__(self.students),
+                dict.__len__(self.cards),
+                time.monotonic() - began,
+            )
+
+    def _completed(self) -> None:
+        """Every student and card is in memory: nothing more is built, so what building needs goes."""
+        self.students.complete = self.cards.complete = True
+        self.rows.tail.clear()  # the log's tail is read for good
+        self.shared.clear()  # the strings stay, with the students holding them; the map of them goes
+        self.masks.clear()
+        self.rows.forget_pages()
 
     # -- objects from rows -------------------------------------------------------------------------
 

@@ -92,6 +92,12 @@ class CampusRows:
             self._db.execute(f"PRAGMA cache_size=-{POINT_CACHE_KB}")
         return self._db
 
+    def forget_pages(self) -> None:
+        """Nothing more is looked up but the odd ID number: the lookups' page cache goes back to
+        SQLite's default."""
+        if self._db is not None:
+            self._db.execute("PRAGMA cache_size=-2000")
+
     def close(self) -> None:
         """For good: a lookup after it raises (the store is closed)."""
         self._closed = True
