@@ -12,7 +12,7 @@ LOCK   := requirements.lock
 # which `make lint` and `make test` unpack from Debian's package when it is missing (`make promtool`).
 PROMTOOL ?= $(firstword $(shell command -v promtool 2>/dev/null) .tools/bin/promtool)
 
-.PHONY: venv lock lock-upgrade demo test check lint fmt protos contract-docs bench bench-blocklist bench-scale bench-tap-path loadtest fuzz promtool clean
+.PHONY: venv lock lock-upgrade demo test check lint fmt protos contract-docs bench bench-blocklist bench-scale bench-tap-path bench-fold loadtest fuzz promtool clean
 
 venv: $(STAMP)
 
@@ -112,6 +112,12 @@ bench-scale: venv
 # 1 per commit, with and without the fsync; last line `bench-tap-path: …`.
 bench-tap-path: venv
 	$(PY) scripts/bench_tap_path.py
+
+# What the journal's folds cost the calls served meanwhile (no gRPC, 1,000 calls/s after a burst): loop lag,
+# commit waits, the fold's longest stretch on the loop and on the journal's thread, folds on and off;
+# last line `bench-fold: …`.
+bench-fold: venv
+	$(PY) scripts/bench_fold.py
 
 # A short headless Locust run (the meal rush, 30 s) against a freshly seeded local hub on a simulated clock;
 # CSV and HTML go to loadtest/results/<timestamp>/; non-zero exit when any request failed.

@@ -1,5 +1,6 @@
-"""Folds run in transactions of their own, between group commits; a kill -9 anywhere in one loses
-nothing committed and applies nothing twice."""
+"""Folds run in short transactions of their own, between group commits, and let a commit asked for
+meanwhile go before their next one; a kill -9 anywhere in one loses nothing committed and applies
+nothing twice."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -74,32 +76,32 @@ async def test_a_fold_runs_between_commits_and_never_inside_one(campus_dir: Path
     db = campus_dir / "hub.db"
     pairs, merchant = _campus(db)
     before = dict(_raw(db, "SELECT account_id, balance_fen FROM accounts"))
-    # a commit of 6 purchases is 12 rows: a fold's threshold; what is left after one fold is a
-    # commit's rows or more, or nothing, so everything gets folded
-    store = SqliteStore(db, checkpoint_rows=12, fold_chunk_rows=3)  # many chunks of 3 accounts
+    store = SqliteStore(db, checkpoint_rows=1_000, fold_step_rows=3)  # statements of 3 accounts
     store.folder.share = 0
-    store.folder.idle_s = 3600.0  # not idle, and only a chunk per 1,000,000 rows: no fold goes on
-    store.folder.pace_rows = 1_000_000
+    store.folder.budget_s = 0.0  # a statement per transaction: many of them
+    store.folder.duty = 1.0  # no rest between them
     await store.open()
     taps = 0
-    for _ in range(2):  # 24 rows: past the threshold, not three thresholds behind (no pacing then)
+    for _ in range(2):  # 24 rows: below the threshold, no fold yet
         await store.write(_purchases(taps, 6, pairs, merchant))
         taps += 6
-    # every commit only appended: the fold has not written a chunk, whatever it planned
-    assert store.folder.chunks == 0
+    # every commit only appended
+    assert store.folder.steps == 0
     assert dict(_raw(db, "SELECT account_id, balance_fen FROM accounts")) == before
     balances, atc = _expected(before, pairs, merchant, taps)
     snap = await store.load(0)
     assert {a.account_id: a.balance_fen for a in snap.accounts} == balances
     assert {c.card_no: c.atc for c in snap.cards if c.card_no in atc} == atc
 
-    store.folder.idle_s = 0.0  # from now on the journal counts as idle once a commit ends
-    await store.write(_purchases(taps, 6, pairs, merchant))  # the fold goes on, chunk by chunk
+    # a commit of 6 purchases is 12 rows: the threshold; what is left after one fold is a commit's
+    # rows or more, or nothing, so everything gets folded
+    store.folder.min_rows = 12
+    await store.write(_purchases(taps, 6, pairs, merchant))  # the fold goes on, step by step
     taps += 6
     balances, atc = _expected(before, pairs, merchant, taps)
     await until(lambda: store.folder.folds >= 1, "a fold")
     await until(lambda: not _raw(db, "SELECT * FROM card_state_log"), "the card log emptied")
-    assert store.folder.chunks > 3  # in chunks, each its own transaction
+    assert store.folder.steps > 3  # in steps, each its own transaction
     assert dict(_raw(db, "SELECT account_id, balance_fen FROM accounts")) == balances
     stored = dict(_raw(db, "SELECT card_no, atc FROM card_state"))
     assert {c: stored[c] for c in atc} == atc
@@ -110,25 +112,112 @@ async def test_a_fold_runs_between_commits_and_never_inside_one(campus_dir: Path
     await store.close()
 
 
-async def test_a_fold_interrupted_after_some_chunks_resumes_without_adding_twice(campus_dir: Path) -> None:
-    """A fold's chunks end where a crash would end them: the positions say which accounts hold
+def _cursor_moves(db: Path, moved: list[int]) -> None:
+    """Notes the fold's cursor when it moved since the last look."""
+    cursor = _raw(db, "SELECT cursor FROM fold_progress")[0][0]
+    if cursor and (not moved or moved[-1] != cursor):
+        moved.append(cursor)
+
+
+async def test_a_step_writes_until_its_budget_is_spent(campus_dir: Path) -> None:
+    """Balances are written 2 accounts per statement; a step with no budget is one statement, a
+    step with a large one writes them all."""
+    db = campus_dir / "hub.db"
+    pairs, merchant = _campus(db)
+    store = SqliteStore(db, checkpoint_rows=1_000_000, fold_step_rows=2)  # folds only when asked
+    store.folder.duty = 1.0
+    await store.open()
+    real = store.journal.transaction
+    moved: list[int] = []
+
+    async def watched(body: Callable[[sqlite3.Connection], T], *, off_loop: bool = False) -> T:
+        _cursor_moves(db, moved)
+        return await real(body, off_loop=off_loop)
+
+    store.journal.transaction = watched  # type: ignore[method-assign]
+    await store.write(_purchases(0, 12, pairs, merchant))  # 12 wallets and a merchant
+    store.folder.budget_s = 0.0
+    await store.folder.fold()
+    assert len(moved) == 7  # 13 accounts, 2 at a time: the cursor moved 7 times, a step each
+
+    moved.clear()
+    await store.write(_purchases(12, 12, pairs, merchant))
+    store.folder.budget_s = 3600.0
+    await store.folder.fold()
+    assert len(moved) == 1  # one step wrote them all
+    store.journal.transaction = real  # type: ignore[method-assign]
+    assert await store.ledger_mismatches() == 0
+    await store.close()
+
+
+async def test_a_commit_asked_for_during_a_step_goes_before_the_next_step(campus_dir: Path) -> None:
+    """Without waiting for an fdatasync (NORMAL), nothing but the fold's pacing lets a commit
+    in between two of its steps: one asked for while a step runs must not wait for more."""
+    db = campus_dir / "hub.db"
+    pairs, merchant = _campus(db)
+    store = SqliteStore(db, synchronous="NORMAL", checkpoint_rows=1_000_000, fold_step_rows=1)
+    store.folder.budget_s = 0.0  # many steps
+    store.folder.duty = 1.0  # no rest between them: the tightest the fold can go
+    await store.open()
+    await store.write(_purchases(0, 12, pairs, merchant))
+    real = store.journal.transaction
+    order: list[str] = []
+    steps = 0
+    held, release = threading.Event(), threading.Event()
+
+    async def watched(body: Callable[[sqlite3.Connection], T], *, off_loop: bool = False) -> T:
+        nonlocal steps
+        if not off_loop:
+            return await real(body, off_loop=off_loop)
+        steps += 1
+        number = steps
+
+        def step(db: sqlite3.Connection) -> T:  # on the journal's thread
+            order.append(f"step {number}")
+            if number == 5:  # the fifth step waits until a commit is asked for
+                held.set()
+                release.wait()
+            return body(db)
+
+        return await real(step, off_loop=True)
+
+    store.journal.transaction = watched  # type: ignore[method-assign]
+    fold = asyncio.get_running_loop().create_task(store.folder.fold())
+    await until(held.is_set, "the fifth step")
+    commit: asyncio.Task[None] = asyncio.get_running_loop().create_task(
+        store.journal.transaction(lambda db: order.append("commit"))
+    )
+    await asyncio.sleep(0)  # the commit asks for the journal, which the step holds
+    assert not commit.done()
+    release.set()
+    await commit
+    await fold
+    store.journal.transaction = real
+    assert order.index("commit") == order.index("step 5") + 1  # before step 6
+    assert len(order) > 7
+    assert await store.ledger_mismatches() == 0
+    await store.close()
+
+
+async def test_a_fold_interrupted_after_some_steps_resumes_without_adding_twice(campus_dir: Path) -> None:
+    """A fold's steps end where a crash would end them: the positions say which accounts hold
     what, the views add the rest, and the next fold writes only the accounts not yet written."""
     db = campus_dir / "hub.db"
     pairs, merchant = _campus(db)
     before = dict(_raw(db, "SELECT account_id, balance_fen FROM accounts"))
-    store = SqliteStore(db, checkpoint_rows=1_000_000, fold_chunk_rows=2)  # folds only when asked
+    store = SqliteStore(db, checkpoint_rows=1_000_000, fold_step_rows=2)  # folds only when asked
+    store.folder.budget_s = 0.0  # 2 accounts per step
+    store.folder.duty = 1.0
     await store.open()
     await store.write(_purchases(0, 12, pairs, merchant))
-    chunks = 0
+    moved: list[int] = []
 
     real = store.journal.transaction
 
     async def crashing(body: Callable[[sqlite3.Connection], T], *, off_loop: bool = False) -> T:
-        nonlocal chunks
-        if getattr(body, "__name__", "") == "body":  # a chunk of balances
-            if chunks == 2:  # the third never runs
-                raise ConnectionAbortedError("killed")
-            chunks += 1
+        _cursor_moves(db, moved)
+        if len(moved) == 2:  # two steps of balances ran; the third never runs
+            raise ConnectionAbortedError("killed")
         return await real(body, off_loop=off_loop)
 
     store.journal.transaction = crashing  # type: ignore[method-assign]
@@ -143,7 +232,8 @@ async def test_a_fold_interrupted_after_some_chunks_resumes_without_adding_twice
     assert await store.ledger_mismatches() == 0
     await store.close()
 
-    reopened = SqliteStore(db, checkpoint_rows=1_000_000, fold_chunk_rows=2)
+    reopened = SqliteStore(db, checkpoint_rows=1_000_000, fold_step_rows=2)
+    reopened.folder.duty = 1.0
     await reopened.open()
     await reopened.write(_purchases(12, 6, pairs, merchant))
     await reopened.folder.fold()  # the interrupted fold first: up to its fold_to
@@ -168,15 +258,15 @@ _WRITER = textwrap.dedent(
     async def main() -> None:
         db, first = Path(sys.argv[1]), int(sys.argv[2])
         pairs, merchant = _campus(db)
-        store = SqliteStore(db, checkpoint_rows=40, fold_chunk_rows=2)
+        store = SqliteStore(db, checkpoint_rows=40, fold_step_rows=2)
         store.folder.share = 0
-        store.folder.pace_rows = 4
+        store.folder.budget_s = 0.0  # a statement per step: a kill finds a fold at many places
         await store.open()
         n = first
         while True:
             await store.write(_purchases(n, 3, pairs, merchant))
             n += 3
-            print(n, store.folder.chunks, flush=True)  # acknowledged: purchases below n are durable
+            print(n, store.folder.steps, flush=True)  # acknowledged: purchases below n are durable
 
     asyncio.run(main())
     """
@@ -196,10 +286,10 @@ def test_kill_9_during_folds_loses_nothing_and_adds_nothing_twice(campus_dir: Pa
             [sys.executable, "-c", _WRITER, str(db), str(taps)], stdout=subprocess.PIPE, text=True, env=env
         )
         assert proc.stdout is not None
-        acknowledged, chunks = taps, 0
+        acknowledged, steps = taps, 0
         for line in proc.stdout:  # killed at a different point of a fold each time
-            acknowledged, chunks = (int(v) for v in line.split())
-            if chunks >= 5 + 7 * kill:
+            acknowledged, steps = (int(v) for v in line.split())
+            if steps >= 5 + 7 * kill:
                 break
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()

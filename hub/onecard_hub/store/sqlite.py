@@ -70,10 +70,11 @@ class SqliteStore:
         *,
         synchronous: str = "FULL",
         checkpoint_rows: int = 2_000,
-        fold_chunk_rows: int = 1_000,
+        fold_step_rows: int = 256,
     ) -> None:
         """`checkpoint_rows`: the fewest unfolded journal rows that start a fold (store/fold.py; a
-        large campus waits for more); `fold_chunk_rows`: accounts or cards per write of a fold."""
+        large campus waits for more); `fold_step_rows`: journal rows, accounts or cards per
+        statement of a fold."""
         if synchronous.upper() not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}")
         self.path = Path(path)
@@ -84,7 +85,7 @@ class SqliteStore:
         self._campus_rows: CampusRows | None = None  # students and cards, as the hub first needs them
         self.wal = WalCopier(lambda: self.journal.checkpoint())  # checkpoints of the -wal file
         self.folder = Folder(
-            lambda: self.journal, self._all, min_rows=checkpoint_rows, chunk_rows=fold_chunk_rows
+            lambda: self.journal, self._all, min_rows=checkpoint_rows, step_rows=fold_step_rows
         )
 
     @property
@@ -196,14 +197,12 @@ class SqliteStore:
         Only appends: balances and card state are folded in by the folder, in transactions of
         its own between group commits (store/fold.py).
         """
-        folder = self.folder
-        folder.writing()
         rows = 0
         try:
             await self.journal.transaction(lambda db: _append(db, batch))
             rows = len(batch.transfers) + len(batch.card_states)
         finally:
-            folder.committed(rows)
+            self.folder.committed(rows)
             self.wal.committed()
 
     async def _load_scenes(self, snap: Snapshot) -> None:
@@ -228,7 +227,7 @@ class SqliteStore:
 
     async def checkpoint(self) -> None:
         """Folds everything the journal holds in, in one transaction (on stop, and in tests): a
-        fold under way stops first, between two of its chunks."""
+        fold under way stops first, between two of its steps."""
         await self.folder.stop()
         await self.journal.transaction(_fold)
         self.folder.unfolded = 0
