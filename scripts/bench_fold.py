@@ -21,12 +21,12 @@ Each figure is the median over the runs of one kind. Wall-clock figures (lag, la
 move with whatever else runs on the CPU; the CPU figures much less. Last line:
 
   bench-fold: lag_p99_ms_on=… lag_p99_ms_off=… lag_max_ms_on=… lag_max_ms_off=… p99_ms_on=… p99_ms_off=…
-  wait_max_ms_on=… wait_max_ms_off=… fold_loop_max_ms=… fold_loop_ms=… step_max_ms=… fold_thread_ms=…
-  cpu_us_on=… cpu_us_off=… folds=…
+  wait_max_ms_on=… wait_max_ms_off=… fold_loop_max_ms=… fold_loop_ms=… step_max_ms=… step_cpu_max_ms=…
+  fold_thread_ms=… cpu_us_on=… cpu_us_off=… folds=…
 
 where `fold_loop_max_ms` is the CPU of the fold task's longest stretch on the loop, `fold_loop_ms` and
 `fold_thread_ms` its CPU per fold on the loop and on the journal's thread, `step_max_ms` the longest of its
-transactions (wall clock).
+transactions (wall clock: on one CPU it includes the loop's turns), `step_cpu_max_ms` the most CPU one took.
 
     .venv/bin/python scripts/bench_fold.py
     .venv/bin/python scripts/bench_fold.py --seconds 10 --repeat 1
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import shutil
 import statistics
@@ -56,6 +57,8 @@ from onecard_hub.domain.clock import ManualClock
 from onecard_hub.hub import Hub
 from onecard_hub.security.keys import HubKeys
 from onecard_hub.security.protect import RequestFingerprint
+from onecard_hub.server import keep_collections_short
+from onecard_hub.stopping import cancelled
 from onecard_hub.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
@@ -122,7 +125,7 @@ class Journal:
     def __init__(self, store: SqliteStore) -> None:
         self.waits: list[float] = []
         self.steps: list[float] = []
-        self.step_cpu = 0.0  # CPU seconds of the journal's thread in off-loop transactions
+        self.step_cpu: list[float] = []  # CPU seconds of the journal's thread in each off-loop transaction
         journal = store.journal
         real = journal.transaction
 
@@ -138,7 +141,7 @@ class Journal:
                 finally:
                     if off_loop:  # on the journal's thread
                         self.steps.append(time.perf_counter() - began)
-                        self.step_cpu += time.thread_time() - cpu
+                        self.step_cpu.append(time.thread_time() - cpu)
 
             return await real(timed, off_loop=off_loop)
 
@@ -186,6 +189,9 @@ async def one_run(
                 )
             )
         journal.waits.clear()
+        gc.collect()
+        gc.freeze()  # as the server does (its full collections would stall the loop, folds or not)
+        collector = asyncio.create_task(keep_collections_short())
         prober = asyncio.create_task(probe())
         unfolded = 0
         tasks = set()
@@ -204,6 +210,7 @@ async def one_run(
         cpu = time.process_time() - cpu
         stop.set()
         await prober
+        await cancelled(collector)
         ms = 1000.0
         return {
             "lag_p99": ms * pct(lags, 0.99),
@@ -216,7 +223,8 @@ async def one_run(
             "step_max": ms * max(journal.steps, default=0.0),
             "cpu_us": 1e6 * cpu / calls,
             "folds": store.folder.folds,
-            "fold_cpu_ms": 1000 * journal.step_cpu,
+            "fold_cpu_ms": 1000 * sum(journal.step_cpu),
+            "step_cpu_max": ms * max(journal.step_cpu, default=0.0),
             "fold_loop_max": ms * max(fold_spans, default=0.0),
             "fold_loop_ms": ms * sum(fold_spans),
             "steps": len(journal.steps),
@@ -225,6 +233,7 @@ async def one_run(
     finally:
         await hub.stop()
         asyncio.get_running_loop().set_task_factory(None)
+        gc.unfreeze()
 
 
 def line(kind: str, r: dict[str, float]) -> str:
@@ -232,7 +241,8 @@ def line(kind: str, r: dict[str, float]) -> str:
         f"  folds {kind:<3}  lag p99 {r['lag_p99']:6.2f} max {r['lag_max']:6.2f} ms"
         f" | call p99 {r['p99']:6.2f} max {r['max']:6.2f}"
         f" | commit wait p99 {r['wait_p99']:5.2f} max {r['wait_max']:6.2f}"
-        f" | step p99 {r['step_p99']:5.2f} max {r['step_max']:6.2f} ({r['steps']:.0f})"
+        f" | step p99 {r['step_p99']:5.2f} max {r['step_max']:6.2f} ({r['steps']:.0f}; CPU max"
+        f" {r['step_cpu_max']:.2f})"
         f" | {r['cpu_us']:5.0f} CPU µs/call | folds {r['folds']:.0f}: CPU ms on the thread"
         f" {r['fold_cpu_ms']:.0f}, on the loop {r['fold_loop_ms']:.1f} (longest {r['fold_loop_max']:.2f})"
         f" | unfolded ≤ {r['unfolded_max']:.0f}"
@@ -263,7 +273,8 @@ async def measure(args: argparse.Namespace, work: Path) -> str:
         f" p99_ms_on={on['p99']:.2f} p99_ms_off={off['p99']:.2f}"
         f" wait_max_ms_on={on['wait_max']:.2f} wait_max_ms_off={off['wait_max']:.2f}"
         f" fold_loop_max_ms={on['fold_loop_max']:.2f} fold_loop_ms={on['fold_loop_ms'] / per_fold:.1f}"
-        f" step_max_ms={on['step_max']:.2f} fold_thread_ms={on['fold_cpu_ms'] / per_fold:.1f}"
+        f" step_max_ms={on['step_max']:.2f} step_cpu_max_ms={on['step_cpu_max']:.2f}"
+        f" fold_thread_ms={on['fold_cpu_ms'] / per_fold:.1f}"
         f" cpu_us_on={on['cpu_us']:.0f} cpu_us_off={off['cpu_us']:.0f} folds={on['folds']:.0f}"
     )
 

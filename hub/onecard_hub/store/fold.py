@@ -144,7 +144,7 @@ class Folder:
         step_rows: int = 256,
         budget_s: float = 0.001,
         duty: float = 0.1,
-        duty_behind: float = 0.3,
+        duty_behind: float = 0.25,
     ) -> None:
         self._journal = journal
         self._read = read
