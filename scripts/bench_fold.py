@@ -146,6 +146,17 @@ class Journal:
             return await real(timed, off_loop=off_loop)
 
         journal.transaction = transaction  # type: ignore[method-assign]
+        self.copies: list[float] = []  # WAL checkpoints on the journal's thread (commits wait for them too)
+        copy = journal.checkpoint
+
+        async def checkpoint() -> tuple[int, int, int]:
+            began = time.perf_counter()
+            try:
+                return await copy()
+            finally:
+                self.copies.append(time.perf_counter() - began)
+
+        journal.checkpoint = checkpoint  # type: ignore[method-assign]
 
 
 async def one_run(
@@ -219,6 +230,7 @@ async def one_run(
             "max": ms * max(latencies),
             "wait_p99": ms * pct(journal.waits, 0.99),
             "wait_max": ms * max(journal.waits, default=0.0),
+            "copy_max": ms * max(journal.copies, default=0.0),
             "step_p99": ms * pct(journal.steps, 0.99),
             "step_max": ms * max(journal.steps, default=0.0),
             "cpu_us": 1e6 * cpu / calls,
@@ -240,7 +252,7 @@ def line(kind: str, r: dict[str, float]) -> str:
     return (
         f"  folds {kind:<3}  lag p99 {r['lag_p99']:6.2f} max {r['lag_max']:6.2f} ms"
         f" | call p99 {r['p99']:6.2f} max {r['max']:6.2f}"
-        f" | commit wait p99 {r['wait_p99']:5.2f} max {r['wait_max']:6.2f}"
+        f" | commit wait p99 {r['wait_p99']:5.2f} max {r['wait_max']:6.2f} (WAL copy max {r['copy_max']:.2f})"
         f" | step p99 {r['step_p99']:5.2f} max {r['step_max']:6.2f} ({r['steps']:.0f}; CPU max"
         f" {r['step_cpu_max']:.2f})"
         f" | {r['cpu_us']:5.0f} CPU µs/call | folds {r['folds']:.0f}: CPU ms on the thread"

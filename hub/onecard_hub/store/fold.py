@@ -48,7 +48,7 @@ only once every card is written are those log entries deleted; the view prefers 
 state, which is never older than its folded one.
 
 Start cost. `load` adds up the unfolded tail in SQL (the views): one fold threshold plus what
-arrives while a fold runs, so about a third of a campus's worth of journal rows (balances: one
+arrives while a fold runs, so up to about half a campus's worth of journal rows (balances: one
 `transfers` row each; counters: one `card_state_log` row each).
 """
 
