@@ -21,10 +21,11 @@ Each figure is the median over the runs of one kind. Wall-clock figures (lag, la
 move with whatever else runs on the CPU; the CPU figures much less. Last line:
 
   bench-fold: lag_p99_ms_on=… lag_p99_ms_off=… lag_max_ms_on=… lag_max_ms_off=… p99_ms_on=… p99_ms_off=…
-  wait_max_ms_on=… wait_max_ms_off=… fold_loop_max_ms=… fold_loop_ms=… step_max_ms=… step_cpu_max_ms=…
-  fold_thread_ms=… cpu_us_on=… cpu_us_off=… folds=…
+  wait_max_ms_on=… wait_max_ms_off=… wait_behind_step_max_ms=… fold_loop_max_ms=… fold_loop_ms=…
+  step_max_ms=… step_cpu_max_ms=… fold_thread_ms=… cpu_us_on=… cpu_us_off=… folds=…
 
-where `fold_loop_max_ms` is the CPU of the fold task's longest stretch on the loop, `fold_loop_ms` and
+where `wait_behind_step_max_ms` is the longest wait of a commit asked for while a fold's step ran,
+`fold_loop_max_ms` is the CPU of the fold task's longest stretch on the loop, `fold_loop_ms` and
 `fold_thread_ms` its CPU per fold on the loop and on the journal's thread, `step_max_ms` the longest of its
 transactions (wall clock: on one CPU it includes the loop's turns), `step_cpu_max_ms` the most CPU one took.
 
@@ -126,19 +127,25 @@ class Journal:
         self.waits: list[float] = []
         self.steps: list[float] = []
         self.step_cpu: list[float] = []  # CPU seconds of the journal's thread in each off-loop transaction
+        self.behind_step: list[float] = []  # waits of the commits asked for while a fold's step ran
+        self.running = False  # a fold's step is running on the journal's thread
         journal = store.journal
         real = journal.transaction
 
         async def transaction(body: Callable[[Any], Any], *, off_loop: bool = False) -> Any:
-            asked = time.perf_counter()
+            asked, behind = time.perf_counter(), self.running
 
             def timed(db: Any) -> Any:
                 began, cpu = time.perf_counter(), time.thread_time()
                 if not off_loop:
                     self.waits.append(began - asked)
+                    if behind:
+                        self.behind_step.append(began - asked)
+                self.running = off_loop
                 try:
                     return body(db)
                 finally:
+                    self.running = False
                     if off_loop:  # on the journal's thread
                         self.steps.append(time.perf_counter() - began)
                         self.step_cpu.append(time.thread_time() - cpu)
@@ -231,6 +238,8 @@ async def one_run(
             "wait_p99": ms * pct(journal.waits, 0.99),
             "wait_max": ms * max(journal.waits, default=0.0),
             "copy_max": ms * max(journal.copies, default=0.0),
+            "behind_max": ms * max(journal.behind_step, default=0.0),
+            "behind": len(journal.behind_step),
             "step_p99": ms * pct(journal.steps, 0.99),
             "step_max": ms * max(journal.steps, default=0.0),
             "cpu_us": 1e6 * cpu / calls,
@@ -252,7 +261,8 @@ def line(kind: str, r: dict[str, float]) -> str:
     return (
         f"  folds {kind:<3}  lag p99 {r['lag_p99']:6.2f} max {r['lag_max']:6.2f} ms"
         f" | call p99 {r['p99']:6.2f} max {r['max']:6.2f}"
-        f" | commit wait p99 {r['wait_p99']:5.2f} max {r['wait_max']:6.2f} (WAL copy max {r['copy_max']:.2f})"
+        f" | commit wait p99 {r['wait_p99']:5.2f} max {r['wait_max']:6.2f} (behind a step: {r['behind']:.0f},"
+        f" max {r['behind_max']:.2f}; WAL copy max {r['copy_max']:.2f})"
         f" | step p99 {r['step_p99']:5.2f} max {r['step_max']:6.2f} ({r['steps']:.0f}; CPU max"
         f" {r['step_cpu_max']:.2f})"
         f" | {r['cpu_us']:5.0f} CPU µs/call | folds {r['folds']:.0f}: CPU ms on the thread"
@@ -284,6 +294,7 @@ async def measure(args: argparse.Namespace, work: Path) -> str:
         f" lag_max_ms_on={on['lag_max']:.2f} lag_max_ms_off={off['lag_max']:.2f}"
         f" p99_ms_on={on['p99']:.2f} p99_ms_off={off['p99']:.2f}"
         f" wait_max_ms_on={on['wait_max']:.2f} wait_max_ms_off={off['wait_max']:.2f}"
+        f" wait_behind_step_max_ms={on['behind_max']:.2f}"
         f" fold_loop_max_ms={on['fold_loop_max']:.2f} fold_loop_ms={on['fold_loop_ms'] / per_fold:.1f}"
         f" step_max_ms={on['step_max']:.2f} step_cpu_max_ms={on['step_cpu_max']:.2f}"
         f" fold_thread_ms={on['fold_cpu_ms'] / per_fold:.1f}"
