@@ -38,9 +38,10 @@ Measured with scripts/bench_fold.py (20,000 students, 1,000 calls/s after a burs
 hub on one CPU, four runs each): the earlier fold took 83-112 ms of the loop's CPU per fold, in
 stretches of up to 1-1.9 ms, and 5-7 ms on the journal's thread; this one 1-2 ms on the loop (its
 awaits), in stretches of at most 0.3 ms, and 9-12.5 ms on the thread, at most 1.4 ms of it per
-transaction; a commit asked for while one of its steps ran waited at most 1.1 ms for it. SQL costs the thread more than the dicts did; the loop, where the calls are served,
-pays almost nothing. (At a million cards the earlier fold also sorted some 250,000 card numbers in
-one call holding the GIL: about 80 ms during which the loop could not run.)
+transaction; a commit asked for while one of its steps ran waited at most 1.1 ms for it. SQL
+costs the thread more than the dicts did; the loop, where the calls are served, pays almost
+nothing. (At a million cards the earlier fold also sorted some 250,000 card numbers in one call
+holding the GIL: about 80 ms during which the loop could not run.)
 
 Crash safety. Balances are sums, so each account must take each transfer exactly once. The
 `fold_progress` table says how far: accounts below its `cursor` hold the transfers up to its
