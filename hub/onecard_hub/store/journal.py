@@ -30,9 +30,9 @@ The connection never checkpoints on its own commits (the store sets `wal_autoche
 checkpoint fsyncs, which must not happen on the loop. `checkpoint` runs one on the journal's thread,
 between transactions (store/wal_copier.py says when).
 
-A transaction of thousands of rows (a fold's chunk, store/fold.py) asks to run `off_loop`, on the
-journal's thread, so that the calls on the loop go on meanwhile; the transactions asked for while it
-runs wait for it (in order) without blocking the loop. Seeding a campus and migrations run on the
+A transaction whose SQL takes long for the loop (a fold's step, store/fold.py) asks to run
+`off_loop`, on the journal's thread, so that the calls on the loop go on meanwhile; the transactions
+asked for while it runs wait for it (in order) without blocking the loop. Seeding a campus and migrations run on the
 loop: nothing else is served then.
 """
 
@@ -101,7 +101,7 @@ class JournalConnection:
 
     async def transaction(self, body: Callable[[sqlite3.Connection], T], *, off_loop: bool = False) -> T:
         """Runs `body` between BEGIN IMMEDIATE and COMMIT (ROLLBACK if it raises) on this thread,
-        or with `off_loop` on the journal's thread (a transaction of thousands of rows, which would
+        or with `off_loop` on the journal's thread (a transaction whose SQL takes long, which would
         hold up every call on the loop); returns once the commit is durable (see the module's
         docstring). Transactions commit in the order asked: one asked for while an off-loop one
         runs waits for it."""
