@@ -87,7 +87,7 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
         "--commit-linger-ms",
         type=float,
         help="the most time between the starts of two group commits, when the hub's core is 90%%"
-        " busy or more; less when less busy, none below half a core [ONECARD_COMMIT_LINGER_MS]"
+        " busy or more; less when less busy, none below 70%% [ONECARD_COMMIT_LINGER_MS]"
         " (8; 0 = never wait)",
     )
     parser.add_argument(
