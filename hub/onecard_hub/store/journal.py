@@ -32,8 +32,8 @@ between transactions (store/wal_copier.py says when).
 
 A transaction whose SQL takes long for the loop (a fold's step, store/fold.py) asks to run
 `off_loop`, on the journal's thread, so that the calls on the loop go on meanwhile; the transactions
-asked for while it runs wait for it (in order) without blocking the loop. Seeding a campus and migrations run on the
-loop: nothing else is served then.
+asked for while it runs wait for it (in order) without blocking the loop. Seeding a campus and
+migrations run on the loop: nothing else is served then.
 """
 
 from __future__ import annotations

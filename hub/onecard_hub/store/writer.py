@@ -17,9 +17,10 @@ of 1.5 taps without pacing; an interval of 4 ms makes them 4.3 taps and saves ab
 a tap, for 2-4 ms of latency. Below 70% the core has room and a commit saved buys nothing but
 latency: `make bench` with `--baseline` (same rounds, quiet machine, a server at 1,000 calls/s
 about 60% busy) gave, pacing from half a core, 573 against 669 µs of CPU a call but p50 2.2
-against 1.2 ms and p99 6.3 against 5.6; pacing from 70%, p99 4.4 against 6.6. (An interval that is all-or-nothing at 90% left the hub
-at 1,000 taps/s paying a commit per tap and near its ceiling, where every stall sets p99; a
-judging window of 50 ms made a fold or a collection now and then look like saturation.)
+against 1.2 ms and p99 6.3 against 5.6; pacing from 70%, p99 4.4 against 6.6. (An interval
+that is all-or-nothing at 90% left a slower core at 1,000 taps/s paying a commit per tap near
+its ceiling, where every stall sets p99; a judging window of 50 ms made a fold or a collection
+now and then look like saturation.)
 
 Why CPU and not the size of the last commit or the call rate: in a closed loop (a fixed
 number of calls in flight, as in `make bench`) commits that do not wait are quick, so they
