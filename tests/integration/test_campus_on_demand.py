@@ -147,14 +147,21 @@ async def test_a_student_is_built_with_all_their_cards_and_their_current_one(
         await c.close()
 
 
-async def test_walking_every_card_builds_what_reading_every_row_at_start_did(
-    campus_dir: Path, clock: ManualClock
-) -> None:
+def _varied_campus(campus_dir: Path, clock: ManualClock) -> tuple[CampusCredentials, Path]:
+    """The seeded campus with a card whose latest counters are only in the log, and a student with
+    a second card that replaced the first."""
     creds = CampusCredentials.load(campus_dir / "hub.keys")
     c0 = Campus(creds, clock, "")
     db = campus_dir / "hub.db"
     _set_state(db, c0.card(skip=3).card_no, folded=(4, 1, 1), logged=[(5, 2, 2)])
     _second_card(db, c0.card(skip=4).card_no, "NEWCARD0004")
+    return creds, db
+
+
+async def test_walking_every_card_builds_what_reading_every_row_at_start_did(
+    campus_dir: Path, clock: ManualClock
+) -> None:
+    creds, db = _varied_campus(campus_dir, clock)
     async with running_hub(hub_config(campus_dir), clock) as running:
         hub = running.hub
         c = Campus(creds, clock, running.target)
@@ -172,11 +179,7 @@ async def test_walking_every_card_builds_what_reading_every_row_at_start_did(
 async def test_the_background_fill_builds_every_student_without_a_walk_while_taps_go_on(
     campus_dir: Path, clock: ManualClock
 ) -> None:
-    creds = CampusCredentials.load(campus_dir / "hub.keys")
-    c0 = Campus(creds, clock, "")
-    db = campus_dir / "hub.db"
-    _set_state(db, c0.card(skip=3).card_no, folded=(4, 1, 1), logged=[(5, 2, 2)])
-    _second_card(db, c0.card(skip=4).card_no, "NEWCARD0004")
+    creds, db = _varied_campus(campus_dir, clock)
     async with running_hub(hub_config(campus_dir), clock) as running:
         hub = running.hub
         loader = hub.campus_loader

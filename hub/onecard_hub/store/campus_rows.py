@@ -169,11 +169,17 @@ class CampusRows:
 
     def _walk(self, query: str) -> Iterator[Sequence[tuple[Any, ...]]]:
         # a connection of its own: a walk may be read while point reads go on
-        conn = sqlite3.connect(self._uri, uri=True)
-        try:
-            cursor = conn.execute(query)
-            cursor.arraysize = CHUNK_ROWS
-            while chunk := cursor.fetchmany():
-                yield chunk
-        finally:
-            conn.close()
+        return walk(self._uri, query)
+
+
+def walk(uri: str, query: str) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of `query`, `CHUNK_ROWS` at a time, through a read-only connection of its own
+    (`uri`: the database's, with mode=ro) that is closed once the walk ends."""
+    conn = sqlite3.connect(uri, uri=True)
+    try:
+        cursor = conn.execute(query)
+        cursor.arraysize = CHUNK_ROWS
+        while chunk := cursor.fetchmany():
+            yield chunk
+    finally:
+        conn.close()

@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import astuple
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,7 +16,7 @@ import aiosqlite
 
 from onecard_hub.domain.offline import BOOKED, OfflineRecord
 from onecard_hub.store import statements as sql
-from onecard_hub.store.campus_rows import LOG_TAIL, CampusRows
+from onecard_hub.store.campus_rows import LOG_TAIL, CampusRows, walk
 from onecard_hub.store.cardsys_rows import load_cardsys, write_cardsys
 from onecard_hub.store.checks import (
     NotAHubDatabase,
@@ -297,20 +298,9 @@ class SqliteStore:
 
     def _table(self, query: str, make: Callable[..., R]) -> TableRows[R]:
         """One of the campus' big tables, read when walked (records.TableRows): through a
-        connection of its own, which reads only, `CHUNK_ROWS` rows at a time."""
+        connection of its own, which reads only, a chunk at a time (campus_rows.walk)."""
         uri = self.path.resolve().as_uri() + "?mode=ro"
-
-        def chunks() -> Iterator[list[tuple[Any, ...]]]:
-            conn = sqlite3.connect(uri, uri=True)
-            try:
-                cursor = conn.execute(query)
-                cursor.arraysize = CHUNK_ROWS
-                while chunk := cursor.fetchmany():
-                    yield chunk
-            finally:
-                conn.close()
-
-        return TableRows(chunks, make)
+        return TableRows(partial(walk, uri, query), make)
 
     async def merchant_banks(self) -> dict[str, tuple[str, str]]:
         """merchant_id → (bank code, account number) of each canteen operator's settlement account
@@ -383,7 +373,6 @@ MERCHANT_ROWS = (
     "SELECT m.merchant_id, m.school_id, m.name, m.account_id, COALESCE(a.bank_code, ''),"
     " COALESCE(a.account_no, '') FROM merchants m LEFT JOIN merchant_accounts a USING (merchant_id)"
 )
-CHUNK_ROWS = 4_096  # rows of a big table in memory at once while the hub starts
 
 
 def _card_row(*r: Any) -> CardRow:
