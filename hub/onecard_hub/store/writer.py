@@ -6,21 +6,21 @@ fsync covers many taps. Batches commit in the order they were submitted, so a ch
 can never become durable before a change decided earlier.
 
 A commit costs the hub's core a fixed few hundred microseconds whatever its size (the
-statements' pages, the fdatasync and the thread hand-off around it), so as the hub gets busy
-the writer paces its commits: the next one starts no sooner than `interval` after the last
-one started, or at once when `full_rows` rows wait. The interval follows the hub's CPU share,
-judged once per `busy_window_s` (200 ms) over that window (the process's CPU time against the
-wall time): none up to `pace_from` (70% of a core), growing in step with the share to
-`linger_s` (8 ms) at `busy_cpu_share` (90%) and above. PostgreSQL's commit_delay with
-commit_siblings is the same idea. Measured in-process (arrivals at random, 1,000 taps/s): commits
-of 1.5 taps without pacing; an interval of 4 ms makes them 4.3 taps and saves about 90 µs of CPU
-a tap, for 2-4 ms of latency. Below 70% the core has room and a commit saved buys nothing but
+statements' pages, the fdatasync and the thread hand-off around it), so as the hub gets busy the
+writer paces its commits: the next one starts no sooner than `interval` after the last one
+started, or at once when `full_rows` rows wait. The interval follows the hub's CPU share, judged
+once per `busy_window_s` (200 ms) over that window (the process's CPU time against the wall
+time): none up to `pace_from` (70% of a core), growing in step with the share to `linger_s` (8
+ms) at `busy_cpu_share` (90%) and above. PostgreSQL's commit_delay with commit_siblings is the
+same idea. Measured in-process (arrivals at random, 1,000 taps/s): commits of 1.5 taps without
+waiting; waiting 4 ms from a batch's first row made them 4.3 taps and saved about 90 µs of CPU a
+tap, for 2-4 ms of latency. Below 70% the core has room and a commit saved buys nothing but
 latency: `make bench` with `--baseline` (same rounds, quiet machine, a server at 1,000 calls/s
 about 60% busy) gave, pacing from half a core, 573 against 669 µs of CPU a call but p50 2.2
-against 1.2 ms and p99 6.3 against 5.6; pacing from 70%, p99 4.4 against 6.6. (An interval
-that is all-or-nothing at 90% left a slower core at 1,000 taps/s paying a commit per tap near
-its ceiling, where every stall sets p99; a judging window of 50 ms made a fold or a collection
-now and then look like saturation.)
+against 1.2 ms and p99 6.3 against 5.6; pacing from 70%, p99 4.4 against 6.6. (An interval that
+is all-or-nothing at 90% left a slower core at 1,000 taps/s paying a commit per tap near its
+ceiling, where every stall sets p99; a judging window of 50 ms made a fold or a collection now
+and then look like saturation.)
 
 Why CPU and not the size of the last commit or the call rate: in a closed loop (a fixed
 number of calls in flight, as in `make bench`) commits that do not wait are quick, so they
@@ -30,7 +30,7 @@ had the same trap where the hub, stuck in small commits, served fewer calls than
 threshold: on a slower machine it stayed at 1,900 calls/s in commits of 1.8 rows for a whole
 run, instead of 3,000 calls/s in commits of 18. Saturated, the CPU share is near 100% in
 either mode, so the hub always finds its way to large commits. Pacing lowers the share it is
-judged by, so the interval settles where the two meet (a few ms at 1,000 taps/s here).
+judged by, so the interval settles where the two meet.
 """
 
 from __future__ import annotations
