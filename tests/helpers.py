@@ -13,6 +13,8 @@ from onecard_client.campus import CampusCredentials, CardCredential, TerminalInf
 from onecard_client.client import ClientConfig, TerminalClient
 from onecard_client.taps import chip_tap, qr_scan
 from onecard_hub.domain.clock import ManualClock
+from onecard_hub.store.campus_rows import STATE
+from onecard_hub.store.records import Snapshot
 
 _ids = itertools.count(1)
 
@@ -140,3 +142,14 @@ class Campus:
 
     async def send(self, request: pb.AuthorizeRequest) -> pb.AuthorizeResponse:
         return await self.client(request.terminal_id).authorize(request)
+
+
+def loaded_counters(snap: Snapshot) -> dict[str, tuple[int, int, int]]:
+    """card_no → (atc, pin_failures, presence) as the hub loads a card: card_state, or the latest
+    counters the unfolded log holds for it (store/campus_rows.py)."""
+    assert snap.campus_rows is not None
+    return {
+        row[0]: (row[STATE][0], row[STATE][1], row[STATE][2])
+        for chunk in snap.campus_rows.card_chunks()
+        for row in chunk
+    }

@@ -17,7 +17,7 @@ from onecard_hub.store.records import Batch, CardStateRow, RequestRow
 from onecard_hub.store.schema import SCHEMA_VERSION
 from onecard_hub.store.sqlite import SchemaTooNew, SqliteStore
 from onecard_hub.store.writer import JournalWriter
-from tests.helpers import until
+from tests.helpers import loaded_counters, until
 
 
 def _accounts(db: Path) -> tuple[int, int, str]:
@@ -44,11 +44,11 @@ def _purchase(n: int, wallet: int, merchant: int, card: str, fen: int) -> Batch:
 async def _state(store: SqliteStore, wallet: int, card: str) -> tuple[int, int, int]:
     snap = await store.load(0)
     balance = next(a.balance_fen for a in snap.accounts if a.account_id == wallet)
-    row = next(c for c in snap.cards if c.card_no == card)
+    atc, _, presence = loaded_counters(snap)[card]
     totals = await store.ledger_totals()
     assert totals.sum_fen == 0
     assert await store.ledger_mismatches() == 0
-    return balance, row.atc, row.presence
+    return balance, atc, presence
 
 
 async def test_balances_and_card_state_read_back_before_and_after_checkpoints(campus_dir: Path) -> None:

@@ -21,7 +21,7 @@ import pytest
 from onecard_hub.domain.ledger import Transfer, TransferKind
 from onecard_hub.store.records import Batch, CardStateRow, RequestRow
 from onecard_hub.store.sqlite import SqliteStore
-from tests.helpers import until
+from tests.helpers import loaded_counters, until
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,7 +91,7 @@ async def test_a_fold_runs_between_commits_and_never_inside_one(campus_dir: Path
     balances, atc = _expected(before, pairs, merchant, taps)
     snap = await store.load(0)
     assert {a.account_id: a.balance_fen for a in snap.accounts} == balances
-    assert {c.card_no: c.atc for c in snap.cards if c.card_no in atc} == atc
+    assert {no: c[0] for no, c in loaded_counters(snap).items() if no in atc} == atc
 
     # a commit of 6 purchases is 12 rows: the threshold; what is left after one fold is a commit's
     # rows or more, or nothing, so everything gets folded
@@ -242,7 +242,7 @@ async def test_a_fold_interrupted_after_some_steps_resumes_without_adding_twice(
     await reopened.folder.fold()  # then the rest
     assert dict(_raw(db, "SELECT account_id, balance_fen FROM accounts")) == balances
     snap = await reopened.load(0)
-    assert {c.card_no: c.atc for c in snap.cards if c.card_no in atc} == atc
+    assert {no: c[0] for no, c in loaded_counters(snap).items() if no in atc} == atc
     assert _raw(db, "SELECT COUNT(*) FROM card_state_log") == [(0,)]
     assert await reopened.ledger_mismatches() == 0
     await reopened.close()

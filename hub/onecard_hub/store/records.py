@@ -369,7 +369,6 @@ class Snapshot:
 
     schools: list[SchoolRow] = field(default_factory=list)
     accounts: TableRows[AccountRow] = field(default_factory=TableRows)
-    cards: TableRows[CardRow] = field(default_factory=TableRows)  # every card, as the hub used to read them
     # students and cards one student at a time, as the hub first needs them (store/campus_rows.py)
     campus_rows: CampusRows | None = None
     merchants: list[MerchantRow] = field(default_factory=list)

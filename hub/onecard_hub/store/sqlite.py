@@ -34,7 +34,6 @@ from onecard_hub.store.records import (
     AccountRow,
     AuditRow,
     Batch,
-    CardRow,
     ExamCheckInRow,
     ExamSeatRow,
     ExamSessionRow,
@@ -247,7 +246,6 @@ class SqliteStore:
         # the latest counters the log holds beyond the last fold, per card (store/campus_rows.py)
         tail = {no: (atc, failures, presence) for no, atc, failures, presence in await self._all(LOG_TAIL)}
         snap.campus_rows = self._campus_rows = CampusRows(self.path, tail)
-        snap.cards = TableRows(snap.campus_rows.card_chunks, _card_row)
         snap.guardians = [
             GuardianRow(*r)
             for r in await self._all(f"SELECT {sql.GUARDIAN_COLUMNS} FROM guardians ORDER BY rowid")
@@ -373,15 +371,6 @@ MERCHANT_ROWS = (
     "SELECT m.merchant_id, m.school_id, m.name, m.account_id, COALESCE(a.bank_code, ''),"
     " COALESCE(a.account_no, '') FROM merchants m LEFT JOIN merchant_accounts a USING (merchant_id)"
 )
-
-
-def _card_row(*r: Any) -> CardRow:
-    no, student, status, pin_hash, bank, atc, failures, presence, bank_status, generation = r[:10]
-    issued, suspended, issued_ms, replaced_by = r[10:]
-    return CardRow(
-        no, student, status, pin_hash, bank, atc, failures, presence, bank_status, generation,
-        bool(issued), bool(suspended), issued_ms, replaced_by,
-    )  # fmt: skip
 
 
 def _statements(script: str) -> list[str]:
